@@ -1,0 +1,50 @@
+"""Every task of the project: ``python -m nox -s tests`` (the README's test command), ``lint``,
+``typecheck``, ``bench``, ``demo``."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+BENCH_PEERS = ["tenacity", "stamina", "aiobreaker", "aiolimiter", "pyresilience", "hyx"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite on asyncio and trio, with a coverage report."""
+    session.install("-e", ".[dev]")
+    session.run("coverage", "erase")
+    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "report")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint rules and formatting."""
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "examples", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the library."""
+    session.install("-e", ".[dev]")
+    session.run("mypy", "--strict", "src")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Overhead of the pipelines against bare calls and the peer libraries, in one run."""
+    session.install("-e", ".", *BENCH_PEERS)
+    session.run("python", "benchmarks/overhead.py", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The same load against a flaky local upstream, through plain httpx and ResilientClient."""
+    session.install("-e", ".[cli]")
+    session.run("python", "-m", "httpx_resilience", "demo", *session.posargs)

@@ -1,0 +1,206 @@
+"""Per-execution state: the :class:`Context` policies share, and the report they fill in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from .outcome import GENERIC_CLASSIFIER, Classifier, Outcome
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .telemetry import Listener, ResilienceEvent
+
+__all__ = ["Attempt", "Context", "ExecutionReport"]
+
+_UNKNOWN: Any = object()
+_get_running_loop = asyncio._get_running_loop
+_current_task = asyncio.current_task
+
+
+def running_task(context: Context) -> asyncio.Task[Any] | None:
+    """The asyncio task running ``context``'s execution, or ``None`` on another backend."""
+    task = context._task
+    if task is _UNKNOWN:
+        loop = _get_running_loop()
+        task = context._task = None if loop is None else _current_task(loop)
+    return task  # type: ignore[no-any-return]
+
+
+class Attempt(Outcome[Any]):
+    """One try of the protected call: its :class:`~httpx_resilience.Outcome`, number and timings.
+
+    Attributes:
+        number: 0 for the first try, 1 for the first retry, and so on.
+        result: The value the try returned (``None`` if it raised).
+        exception: The exception the try raised (``None`` if it returned).
+        duration: Seconds the try took.
+        delay: Seconds waited after this try before the next one; ``None`` if none followed.
+        hedged: Whether :class:`~httpx_resilience.Hedging` started this try in parallel with an
+            earlier one.
+    """
+
+    __slots__ = ("delay", "duration", "hedged", "number")
+
+    def __init__(
+        self,
+        number: int,
+        result: Any = None,
+        exception: BaseException | None = None,
+        duration: float = 0.0,
+        delay: float | None = None,
+        hedged: bool = False,
+    ) -> None:
+        self.number = number
+        self.result = result
+        self.exception = exception
+        self.duration = duration
+        self.delay = delay
+        self.hedged = hedged
+
+    def __repr__(self) -> str:
+        what = (
+            f"exception={self.exception!r}"
+            if self.exception is not None
+            else (f"result={self.result!r}")
+        )
+        return (
+            f"Attempt(number={self.number}, {what}, duration={self.duration:.6f}, "
+            f"delay={self.delay!r}{', hedged=True' if self.hedged else ''})"
+        )
+
+
+class ExecutionReport:
+    """What happened during one execution of a pipeline.
+
+    In the HTTP layer it is attached to every response as ``response.extensions["resilience"]``.
+
+    Attributes:
+        attempts: Every try of the call, in the order they started. Tries are counted by the
+            retry and hedging policies (and by the HTTP layer, which always records at least
+            one); a plain pipeline without either leaves the list empty.
+        profile: The profile (operation key) the execution ran under, if any.
+        retry_stopped: Why retrying stopped before success, when it did: ``"max_attempts"``,
+            ``"stop"`` (the ``stop=`` strategy), ``"retry_after"`` (the server asked for a wait
+            longer than ``max_retry_after``), ``"deadline"``, ``"budget"`` or
+            ``"not_replayable"``.
+        fallback: Which fallback answered (``"value"``, ``"factory"``, ``"cache"``,
+            ``"alternate"``), or ``None``.
+        from_cache: Whether the answer came from a response cache.
+    """
+
+    __slots__ = ("_events", "attempts", "fallback", "from_cache", "profile", "retry_stopped")
+
+    def __init__(self, profile: str | None = None) -> None:
+        self.attempts: list[Attempt] = []
+        self.profile = profile
+        self.retry_stopped: str | None = None
+        self.fallback: str | None = None
+        self.from_cache = False
+        self._events: list[ResilienceEvent] | None = None
+
+    @property
+    def events(self) -> list[ResilienceEvent]:
+        """The policy events of this execution (retries, timeouts, rejections...), in order."""
+        events = self._events
+        if events is None:
+            events = self._events = []
+        return events
+
+    @property
+    def total_wait(self) -> float:
+        """Seconds spent waiting between tries."""
+        return sum(a.delay for a in self.attempts if a.delay is not None)
+
+    @property
+    def outcome(self) -> Attempt | None:
+        """The last try, if any try was counted."""
+        return self.attempts[-1] if self.attempts else None
+
+    def __repr__(self) -> str:
+        return (
+            f"ExecutionReport(attempts={self.attempts!r}, events={self.events!r}, "
+            f"profile={self.profile!r}, retry_stopped={self.retry_stopped!r}, "
+            f"fallback={self.fallback!r}, from_cache={self.from_cache!r})"
+        )
+
+
+class Context:
+    """State shared by the policies of one execution.
+
+    One is created per :meth:`Pipeline.execute <httpx_resilience.Pipeline.execute>` unless the
+    caller passes its own.
+
+    Attributes:
+        operation_key: The profile (or any name the caller chooses) this execution runs under.
+        request: The :class:`httpx.Request` in the HTTP layer, otherwise ``None``.
+        attempt: 0-based number of the current try, kept up to date by retry and hedging.
+        deadline: Monotonic time (on the pipeline's clock) by which the execution must end, or
+            ``None``. Timeouts set and tighten it; policies that wait never wait past it. A
+            caller may set it to propagate a deadline it was given.
+        classifier: How outcomes are read when a policy has no ``handle=`` of its own.
+        replayable: Whether the call may run more than once (retry, hedging). The HTTP layer
+            clears it for non-idempotent requests and bodies that cannot be sent twice.
+    """
+
+    __slots__ = (
+        "_call",
+        "_listeners",
+        "_properties",
+        "_report",
+        "_task",
+        "attempt",
+        "classifier",
+        "deadline",
+        "operation_key",
+        "replayable",
+        "request",
+    )
+
+    def __init__(
+        self,
+        *,
+        operation_key: str | None = None,
+        request: httpx.Request | None = None,
+        deadline: float | None = None,
+        classifier: Classifier = GENERIC_CLASSIFIER,
+        replayable: bool = True,
+        properties: dict[str, Any] | None = None,
+    ) -> None:
+        self.operation_key = operation_key
+        self.request = request
+        self.attempt = 0
+        self.deadline = deadline
+        self.classifier = classifier
+        self.replayable = replayable
+        self._properties = properties
+        self._report: ExecutionReport | None = None
+        self._call: Callable[[], Awaitable[Any]] | None = None
+        self._listeners: tuple[Listener, ...] = ()
+        # The asyncio task running this execution, looked up once by the first policy that
+        # needs it (looking it up costs a system call on Python 3.11): see ``running_task``.
+        self._task: Any = _UNKNOWN
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        """A dictionary for the caller's own data; policies never touch it."""
+        props = self._properties
+        if props is None:
+            props = self._properties = {}
+        return props
+
+    @property
+    def report(self) -> ExecutionReport:
+        """The :class:`ExecutionReport` of this execution (created on first use)."""
+        report = self._report
+        if report is None:
+            report = self._report = ExecutionReport(profile=self.operation_key)
+        return report
+
+    def __repr__(self) -> str:
+        return (
+            f"Context(operation_key={self.operation_key!r}, attempt={self.attempt}, "
+            f"deadline={self.deadline!r})"
+        )

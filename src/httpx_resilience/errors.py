@@ -1,0 +1,87 @@
+"""The exceptions the library raises.
+
+Every rejection a policy makes is a :class:`ResilienceError`. Raised through the HTTP layer
+(:class:`~httpx_resilience.ResilientClient`, :class:`~httpx_resilience.ResilienceTransport`), the
+same exceptions are also :class:`httpx.TransportError` (and :class:`TimeoutRejected` also
+:class:`httpx.TimeoutException`), so code written against httpx keeps catching them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "BrokenCircuitError",
+    "BulkheadRejected",
+    "ConfigError",
+    "IsolatedCircuitError",
+    "RateLimitRejected",
+    "ResilienceError",
+    "TimeoutRejected",
+]
+
+
+class ResilienceError(Exception):
+    """Base class of every rejection made by a policy rather than by the dependency."""
+
+
+class TimeoutRejected(ResilienceError):
+    """A :class:`~httpx_resilience.Timeout` ran out before the call finished.
+
+    Attributes:
+        timeout: The timeout, in seconds, that ran out.
+    """
+
+    def __init__(self, message: str, *, timeout: float) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+
+
+class BrokenCircuitError(ResilienceError):
+    """The circuit breaker is open: the call was rejected without reaching the dependency.
+
+    Attributes:
+        retry_after: Seconds until the breaker lets a probe through, or ``None`` when it is held
+            open by :meth:`~httpx_resilience.CircuitBreaker.isolate`.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class IsolatedCircuitError(BrokenCircuitError):
+    """The circuit breaker was opened by hand and stays open until it is reset."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after=None)
+
+
+class BulkheadRejected(ResilienceError):
+    """The bulkhead was full (all slots busy and the queue full, or the queue wait ran out)."""
+
+
+class RateLimitRejected(ResilienceError):
+    """No rate-limit token was available in time.
+
+    Attributes:
+        retry_after: Seconds until a token will be available.
+    """
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ConfigError(ValueError):
+    """A configuration (profile, file or mapping) is invalid.
+
+    The message lists every problem found, one per line, each naming where it is.
+
+    Attributes:
+        problems: One message per problem.
+    """
+
+    def __init__(self, problems: str | Sequence[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))

@@ -1,0 +1,1 @@
+"""The HTTP layer: classification of outcomes, the transport and the client."""

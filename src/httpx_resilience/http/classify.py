@@ -1,0 +1,149 @@
+"""What counts as a transient HTTP failure, which requests may be sent twice, and Retry-After.
+
+The default predicate of the HTTP layer, :data:`transient`, handles:
+
+- transport errors (:class:`httpx.TransportError`: connection refused or reset, DNS failure,
+  read/connect/write/pool timeouts, protocol errors from the server), except the ones that are
+  the caller's own mistake (:class:`httpx.UnsupportedProtocol`, :class:`httpx.LocalProtocolError`)
+  and will fail the same way every time;
+- :class:`~httpx_resilience.TimeoutRejected` (an attempt timeout);
+- responses with status 408, 429, 500, 502, 503 or 504.
+
+Never other 4xx: a request the server refused will be refused again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import math
+import re
+import time
+from typing import Any
+
+import anyio
+import httpx
+
+from ..errors import TimeoutRejected
+from ..outcome import Classifier, Outcome, OutcomePredicate
+
+__all__ = [
+    "HTTP_CLASSIFIER",
+    "IDEMPOTENT_METHODS",
+    "TRANSIENT_STATUS_CODES",
+    "HTTPClassifier",
+    "can_replay",
+    "is_idempotent",
+    "parse_retry_after",
+    "transient",
+]
+
+#: Status codes that say "try again later".
+TRANSIENT_STATUS_CODES = frozenset({408, 429, 500, 502, 503, 504})
+
+#: Methods that may be repeated without changing the outcome (RFC 9110, 9.2.2).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+
+_CALLERS_MISTAKES = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+_DELAY_SECONDS = re.compile(r"\s*(\d{1,15}(?:\.\d{1,9})?)\s*")
+
+# How much of a failed response's body is read, and for how long, to return its connection to
+# the pool; beyond either the connection is closed instead.
+_DISCARD_MAX_BYTES = 64 * 1024
+_DISCARD_MAX_SECONDS = 1.0
+
+
+def _is_transient(outcome: Outcome[Any]) -> bool:
+    exc = outcome.exception
+    if exc is not None:
+        if isinstance(exc, httpx.TransportError):
+            return not isinstance(exc, _CALLERS_MISTAKES)
+        return isinstance(exc, TimeoutRejected)
+    return getattr(outcome.result, "status_code", None) in TRANSIENT_STATUS_CODES
+
+
+#: The default ``handle=`` of policies in the HTTP layer.
+transient = OutcomePredicate(_is_transient, "transient")
+
+
+def is_idempotent(request: httpx.Request) -> bool:
+    """Whether repeating ``request`` is safe: an idempotent method, or an ``Idempotency-Key``."""
+    return request.method in IDEMPOTENT_METHODS or "idempotency-key" in request.headers
+
+
+def can_replay(request: httpx.Request, *, retry_non_idempotent: bool = False) -> bool:
+    """Whether ``request`` may be sent more than once.
+
+    It must be idempotent (or ``retry_non_idempotent`` set), and its body must be sendable again:
+    bytes, form data and JSON bodies are; a body from a generator or async iterator is not.
+    """
+    if not (retry_non_idempotent or is_idempotent(request)):
+        return False
+    return isinstance(request.stream, httpx.ByteStream)
+
+
+def parse_retry_after(value: str, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header value, or ``None`` when it is unusable.
+
+    Accepts delay-seconds (``"120"``; a decimal fraction is tolerated) and an HTTP-date, read
+    against the wall-clock time ``now`` (default :func:`time.time`). Garbage, negative numbers
+    and dates in the past give ``None``: the caller falls back to its own backoff.
+    """
+    match = _DELAY_SECONDS.fullmatch(value)
+    if match is not None:
+        return float(match.group(1))
+    try:
+        when = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # a date without a zone is taken as GMT, as HTTP dates always are
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    delay = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(delay) or delay <= 0:
+        return None
+    return delay
+
+
+class HTTPClassifier(Classifier):
+    """The classifier of the HTTP layer: :data:`transient`, ``Retry-After``, and releasing
+    the connection of a response that will not be returned."""
+
+    __slots__ = ()
+
+    def is_failure(self, outcome: Outcome[Any]) -> bool:
+        """Apply :data:`transient`."""
+        return _is_transient(outcome)
+
+    def retry_after(self, outcome: Outcome[Any]) -> float | None:
+        """The response's ``Retry-After``, in seconds, if it has a usable one."""
+        response = outcome.result
+        if not isinstance(response, httpx.Response):
+            return None
+        value = response.headers.get("retry-after")
+        return None if value is None else parse_retry_after(value)
+
+    async def discard(self, outcome: Outcome[Any]) -> None:
+        """Read what is left of the body (a little, briefly) and close the response.
+
+        Reading a short error body to its end lets the connection go back to the pool for the
+        next try; a long or slow one is cut off and its connection closed instead.
+        """
+        response = outcome.result
+        if not isinstance(response, httpx.Response) or response.is_closed:
+            return
+        try:
+            if not response.is_stream_consumed:
+                with anyio.move_on_after(_DISCARD_MAX_SECONDS):
+                    received = 0
+                    async for chunk in response.aiter_raw():
+                        received += len(chunk)
+                        if received > _DISCARD_MAX_BYTES:
+                            break
+        except httpx.HTTPError:
+            pass  # the connection is broken anyway; closing below releases it
+        finally:
+            await response.aclose()
+
+
+#: The classifier every request in the HTTP layer runs with.
+HTTP_CLASSIFIER = HTTPClassifier()

@@ -1,0 +1,170 @@
+"""The :class:`Policy` protocol, :class:`Pipeline` and :class:`PipelineBuilder`.
+
+A pipeline holds its policies outermost first. Each policy receives the rest of the pipeline as
+``next`` and decides whether, when and how often to call it. The chain of calls is composed
+once, when the pipeline is built, so executing it allocates nothing but a
+:class:`~httpx_resilience.Context`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, runtime_checkable
+
+from ._clock import Clock
+from .context import Context
+from .policies.budget import RetryBudget
+from .policies.retry import Retry
+from .policies.timeout import Timeout
+from .telemetry import Listener
+
+__all__ = ["Pipeline", "PipelineBuilder", "Policy"]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Something that runs the rest of a pipeline on its own terms."""
+
+    async def execute(self, next: Callable[[Context], Awaitable[T]], context: Context) -> T:
+        """Run ``next(context)`` (zero, one or several times) and return its result."""
+        ...
+
+
+def _invoke_call(context: Context) -> Awaitable[Any]:
+    # The innermost link: the caller's own function, stored on the context so that the chain
+    # itself never changes after build().
+    call = context._call
+    assert call is not None
+    return call()
+
+
+class Pipeline:
+    """An immutable chain of policies around an async call.
+
+    Build one with :meth:`builder` (or take :meth:`standard`), then run calls through it with
+    :meth:`execute` or :meth:`wrap`. A pipeline keeps the state its policies share (breakers,
+    budgets, buckets), so make one per dependency and reuse it.
+    """
+
+    __slots__ = ("_chain", "_listeners", "_policies")
+
+    def __init__(self, policies: Iterable[Policy] = (), *, listeners: Iterable[Listener] = ()):
+        self._policies: tuple[Policy, ...] = tuple(policies)
+        for policy in self._policies:
+            if not callable(getattr(policy, "execute", None)):
+                raise TypeError(f"not a policy (it has no execute method): {policy!r}")
+        self._listeners: tuple[Listener, ...] = tuple(listeners)
+        chain: Callable[[Context], Awaitable[Any]] = _invoke_call
+        for policy in reversed(self._policies):
+            chain = functools.partial(policy.execute, chain)
+        self._chain = chain
+
+    @staticmethod
+    def builder(
+        *, clock: Clock | None = None, listeners: Iterable[Listener] = ()
+    ) -> PipelineBuilder:
+        """Start building a pipeline.
+
+        Args:
+            clock: The clock given to every policy the builder makes (default: the system clock).
+            listeners: Callables that receive every :class:`~httpx_resilience.ResilienceEvent`.
+        """
+        return PipelineBuilder(clock=clock, listeners=listeners)
+
+    @classmethod
+    def standard(
+        cls, *, clock: Clock | None = None, listeners: Iterable[Listener] = ()
+    ) -> Pipeline:
+        """The recommended pipeline for an HTTP dependency.
+
+        Outermost first: a 30 s total timeout; retry (3 attempts, full-jitter backoff from 0.2 s
+        up to 10 s, honouring ``Retry-After``, with a :class:`~httpx_resilience.RetryBudget`);
+        a 10 s timeout on each attempt. Each call returns a new pipeline with its own state.
+        """
+        return (
+            cls.builder(clock=clock, listeners=listeners)
+            .timeout(30.0)
+            .retry(max_attempts=3, base_delay=0.2, max_delay=10.0, budget=RetryBudget())
+            .timeout(10.0)
+            .build()
+        )
+
+    @property
+    def policies(self) -> tuple[Policy, ...]:
+        """The policies, outermost first."""
+        return self._policies
+
+    async def execute(self, call: Callable[[], Awaitable[T]], context: Context | None = None) -> T:
+        """Run ``call`` through the pipeline and return its result.
+
+        Args:
+            call: A function of no arguments returning an awaitable; it is called once per try.
+            context: The execution's :class:`~httpx_resilience.Context`; a fresh one when omitted.
+        """
+        if context is None:
+            context = Context()
+        context._call = call
+        context._listeners = self._listeners
+        result: T = await self._chain(context)
+        return result
+
+    def wrap(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+        """Decorate an async function so that every call runs through the pipeline."""
+
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            return await self.execute(lambda: fn(*args, **kwargs))
+
+        return wrapper
+
+    def __repr__(self) -> str:
+        return f"Pipeline({list(self._policies)!r})"
+
+
+def _shorthand(
+    policy_type: Callable[P, Policy],
+) -> Callable[Concatenate[PipelineBuilder, P], PipelineBuilder]:
+    def add_policy(self: PipelineBuilder, /, *args: P.args, **kwargs: P.kwargs) -> PipelineBuilder:
+        if self._clock is not None:
+            kwargs.setdefault("clock", self._clock)
+        return self.add(policy_type(*args, **kwargs))
+
+    name = getattr(policy_type, "__name__", "policy")
+    add_policy.__doc__ = f"Add a :class:`~httpx_resilience.{name}`; takes the same options."
+    return add_policy
+
+
+class PipelineBuilder:
+    """Collects policies, outermost first, and builds a :class:`Pipeline`.
+
+    The named methods (``timeout``, ``retry``...) take the options of the policy they add and
+    give it the builder's clock unless the call names its own.
+    """
+
+    __slots__ = ("_clock", "_listeners", "_policies")
+
+    def __init__(self, *, clock: Clock | None = None, listeners: Iterable[Listener] = ()):
+        self._clock = clock
+        self._listeners = tuple(listeners)
+        self._policies: list[Policy] = []
+
+    def add(self, policy: Policy) -> PipelineBuilder:
+        """Add any object with a policy's ``execute`` method, inside those added before."""
+        self._policies.append(policy)
+        return self
+
+    timeout = _shorthand(Timeout)
+    retry = _shorthand(Retry)
+
+    @property
+    def policies(self) -> Sequence[Policy]:
+        """The policies added so far, outermost first."""
+        return tuple(self._policies)
+
+    def build(self) -> Pipeline:
+        """Compose the policies into a :class:`Pipeline`."""
+        return Pipeline(self._policies, listeners=self._listeners)

@@ -1,0 +1,223 @@
+"""Retry: try again after a handled failure, with full-jitter exponential backoff.
+
+The waits come from any tenacity wait strategy (default
+``tenacity.wait_random_exponential(multiplier=base_delay, max=max_delay)``: "full jitter", a
+uniform draw between 0 and ``base_delay * 2**n`` capped at ``max_delay``), and retrying may also
+be stopped by any tenacity stop strategy. On top of that, retrying stops, returning the last
+outcome (the last response, or raising the last exception), when:
+
+- the dependency asks (``Retry-After``) for a wait longer than ``max_retry_after``;
+- the wait would end at or past ``context.deadline`` (there is no time left to use it);
+- the shared :class:`~httpx_resilience.RetryBudget` has no retry left;
+- the call cannot be replayed (``context.replayable`` is false: a POST without an
+  ``Idempotency-Key``, a streaming upload).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
+
+import tenacity
+
+from .._clock import SYSTEM_CLOCK, Clock
+from ..context import Attempt, Context
+from ..outcome import Outcome
+from ..telemetry import emit
+from ._validate import at_least, positive
+from .budget import RetryBudget
+
+__all__ = ["Retry"]
+
+T = TypeVar("T")
+
+WaitStrategy = Callable[[tenacity.RetryCallState], float]
+StopStrategy = Callable[[tenacity.RetryCallState], bool]
+
+_UNSET: Any = object()
+
+
+class Retry:
+    """Retry handled failures with backoff.
+
+    Args:
+        max_attempts: Total tries, the first included (default 3). When ``stop`` is given and
+            ``max_attempts`` is not, only ``stop`` limits the tries; when both are given, either
+            ends retrying. ``None`` means no limit of its own.
+        backoff: A tenacity wait strategy, called with tenacity's ``RetryCallState`` after each
+            failed try (``attempt_number`` is 1 after the first). Default: full jitter,
+            ``wait_random_exponential(multiplier=base_delay, max=max_delay)``.
+        base_delay: Upper bound of the first random wait, in seconds (default backoff only).
+        max_delay: Cap on any wait from the default backoff, in seconds.
+        stop: A tenacity stop strategy (``stop_after_delay(10)``...), checked after each failed
+            try with the upcoming wait known (``upcoming_sleep``).
+        handle: Which outcomes are failures worth retrying. Default: the place's classifier
+            (any exception in a plain pipeline; transient errors and statuses over HTTP).
+        respect_retry_after: Wait at least as long as the dependency's ``Retry-After`` asks.
+        max_retry_after: A ``Retry-After`` longer than this ends retrying at once.
+        budget: A :class:`~httpx_resilience.RetryBudget` shared by every execution of this policy,
+            or ``None`` for no budget.
+        clock: The clock to measure and wait with (default: the system clock).
+    """
+
+    __slots__ = (
+        "_backoff",
+        "_base_delay",
+        "_budget",
+        "_clock",
+        "_handle",
+        "_max_attempts",
+        "_max_delay",
+        "_max_retry_after",
+        "_respect_retry_after",
+        "_stop",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_attempts: int | None = _UNSET,
+        backoff: WaitStrategy | None = None,
+        base_delay: float = 0.2,
+        max_delay: float = 10.0,
+        stop: StopStrategy | None = None,
+        handle: Callable[[Outcome[Any]], bool] | None = None,
+        respect_retry_after: bool = True,
+        max_retry_after: float = 60.0,
+        budget: RetryBudget | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if max_attempts is _UNSET:
+            max_attempts = None if stop is not None else 3
+        if max_attempts is not None:
+            at_least("Retry", "max_attempts", max_attempts, 1)
+        self._max_attempts: int | None = max_attempts
+        self._base_delay = positive("Retry", "base_delay", base_delay, allow_zero=True)
+        self._max_delay = positive("Retry", "max_delay", max_delay, allow_zero=True)
+        if backoff is not None and not callable(backoff):
+            raise ValueError(f"Retry: backoff must be a tenacity wait strategy, got {backoff!r}")
+        if stop is not None and not callable(stop):
+            raise ValueError(f"Retry: stop must be a tenacity stop strategy, got {stop!r}")
+        if handle is not None and not callable(handle):
+            raise ValueError(f"Retry: handle must be a predicate over outcomes, got {handle!r}")
+        if budget is not None and not isinstance(budget, RetryBudget):
+            raise ValueError(f"Retry: budget must be a RetryBudget or None, got {budget!r}")
+        self._backoff: WaitStrategy = (
+            backoff
+            if backoff is not None
+            else (
+                tenacity.wait_random_exponential(multiplier=self._base_delay, max=self._max_delay)
+            )
+        )
+        self._stop = stop
+        self._handle = handle
+        self._respect_retry_after = bool(respect_retry_after)
+        self._max_retry_after = positive(
+            "Retry", "max_retry_after", max_retry_after, allow_zero=True
+        )
+        self._budget = budget
+        self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+
+    @property
+    def max_attempts(self) -> int | None:
+        """Total tries allowed, the first included (``None``: only ``stop`` limits them)."""
+        return self._max_attempts
+
+    @property
+    def budget(self) -> RetryBudget | None:
+        """The shared retry budget, if any."""
+        return self._budget
+
+    def __repr__(self) -> str:
+        return f"Retry(max_attempts={self._max_attempts!r}, budget={self._budget!r})"
+
+    async def execute(self, next: Callable[[Context], Awaitable[T]], context: Context) -> T:
+        """Run ``next``, and again after each handled failure while retrying is allowed."""
+        monotonic = self._clock.monotonic
+        handle = self._handle or context.classifier.is_failure
+        attempts = context.report.attempts
+        start = began = monotonic()
+        if self._budget is not None:
+            self._budget.deposit(start)
+        number = 0
+        state: tenacity.RetryCallState | None = None
+        while True:
+            context.attempt = number
+            try:
+                result = await next(context)
+            except Exception as exc:
+                ended = monotonic()
+                attempt = Attempt(number, None, exc, ended - began)
+                attempts.append(attempt)
+                if not handle(attempt):
+                    raise
+            else:
+                ended = monotonic()
+                attempt = Attempt(number, result, None, ended - began)
+                attempts.append(attempt)
+                if not handle(attempt):
+                    return result
+            if state is None:
+                state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+                state.start_time = start
+            delay = self._next_delay(context, state, attempt, ended)
+            if delay is None:
+                return cast(T, attempt.unwrap())
+            attempt.delay = delay
+            emit(
+                context,
+                "retry",
+                "retry",
+                timestamp=ended,
+                outcome=attempt,
+                duration=attempt.duration,
+                delay=delay,
+            )
+            await context.classifier.discard(attempt)
+            await self._clock.sleep(delay)
+            state.idle_for += delay
+            state.prepare_for_next_attempt()
+            number += 1
+            began = monotonic()
+
+    def _next_delay(
+        self,
+        context: Context,
+        state: tenacity.RetryCallState,
+        outcome: Attempt,
+        now: float,
+    ) -> float | None:
+        """The wait before the next try, or ``None`` when retrying must stop."""
+        report = context.report
+        if not context.replayable:
+            report.retry_stopped = "not_replayable"
+            return None
+        if self._max_attempts is not None and outcome.number + 1 >= self._max_attempts:
+            report.retry_stopped = "max_attempts"
+            return None
+        future = tenacity.Future(state.attempt_number)
+        if outcome.exception is not None:
+            future.set_exception(outcome.exception)
+        else:
+            future.set_result(outcome.result)
+        state.outcome, state.outcome_timestamp = future, now
+        delay = float(self._backoff(state))
+        if self._respect_retry_after:
+            asked = context.classifier.retry_after(outcome)
+            if asked is not None:
+                if asked > self._max_retry_after:
+                    report.retry_stopped = "retry_after"
+                    return None
+                delay = max(delay, asked)
+        state.upcoming_sleep = delay
+        if self._stop is not None and self._stop(state):
+            report.retry_stopped = "stop"
+            return None
+        if context.deadline is not None and now + delay >= context.deadline:
+            report.retry_stopped = "deadline"
+            return None
+        if self._budget is not None and not self._budget.try_withdraw(now):
+            report.retry_stopped = "budget"
+            emit(context, "budget_exhausted", "retry", timestamp=now, outcome=outcome)
+            return None
+        return delay

@@ -1,0 +1,234 @@
+"""Timeout: give the rest of the pipeline a fixed time, then cancel it.
+
+Where it sits decides what it bounds: outside a retry it bounds the whole execution, waits
+included; inside, each attempt. It sets ``context.deadline`` (tightening any deadline already
+there) so that the policies inside never wait past it.
+
+On asyncio (Python 3.11+) with the system clock, a timeout costs no timer of its own: each
+``Timeout`` keeps its pending deadlines in arrival order (a deadline is always "now + the same
+seconds", so the order never changes) and one loop timer, armed for the earliest, cancels the
+calls that overran. Elsewhere (trio, Python 3.10) it uses a cancel scope, and with any other clock
+(such as :class:`~httpx_resilience.testing.FakeClock`) a watcher task sleeping on that clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+
+from .._clock import SYSTEM_CLOCK, Clock, SystemClock
+from ..context import _UNKNOWN, Context
+from ..errors import TimeoutRejected
+from ..telemetry import emit
+from ._validate import positive
+
+__all__ = ["Timeout"]
+
+T = TypeVar("T")
+
+_ACTIVE, _DONE, _FIRED = 0, 1, 2
+_STATE, _TASK, _DEADLINE = 0, 1, 2
+_HAS_UNCANCEL = sys.version_info >= (3, 11)
+_get_running_loop = asyncio._get_running_loop
+_current_task = asyncio.current_task
+
+# One guarded call is a small list, [state, task, deadline]: on the hot path a list literal
+# costs a fraction of an instance of a class.
+_Expiry = list[Any]
+
+
+def _fire(expiry: _Expiry) -> None:
+    expiry[_STATE] = _FIRED
+    expiry[_TASK].cancel()
+
+
+class _Watchdog:
+    """The pending deadlines of one Timeout on one event loop, earliest first."""
+
+    __slots__ = ("handle", "loop", "queue")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: deque[_Expiry] = deque()
+        self.handle: asyncio.TimerHandle | None = None
+
+    def arm(self, delay: float) -> None:
+        self.handle = self.loop.call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        self.handle = None
+        now = SYSTEM_CLOCK.monotonic()
+        queue = self.queue
+        while queue:
+            head = queue[0]
+            if head[_STATE]:
+                queue.popleft()
+            elif head[_DEADLINE] <= now:
+                queue.popleft()
+                _fire(head)
+            else:
+                self.arm(head[_DEADLINE] - now)
+                break
+
+
+class Timeout:
+    """Cancel the rest of the pipeline after ``seconds`` and raise
+    :class:`~httpx_resilience.TimeoutRejected`.
+
+    Args:
+        seconds: How long the inner call may take.
+        clock: The clock to measure with (default: the system clock).
+
+    A cancellation that comes from outside (the caller's own cancel scope or task cancellation)
+    is never turned into ``TimeoutRejected`` and never swallowed.
+    """
+
+    __slots__ = ("_clock", "_fast", "_monotonic", "_seconds", "_system", "_watchdog")
+
+    def __init__(self, seconds: float, *, clock: Clock | None = None) -> None:
+        self._seconds = positive("Timeout", "seconds", seconds)
+        self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._monotonic = self._clock.monotonic
+        self._system = type(self._clock) is SystemClock
+        # The watchdog needs Task.uncancel() (3.11) to tell its cancellation from others'.
+        self._fast = self._system and _HAS_UNCANCEL
+        self._watchdog: _Watchdog | None = None
+
+    @property
+    def seconds(self) -> float:
+        """The timeout, in seconds."""
+        return self._seconds
+
+    def __repr__(self) -> str:
+        return f"Timeout(seconds={self._seconds:g})"
+
+    async def execute(self, next: Callable[[Context], Awaitable[T]], context: Context) -> T:
+        """Run ``next`` with a deadline."""
+        now = self._monotonic()
+        deadline = now + self._seconds
+        previous = context.deadline
+        tightened = previous is not None and previous < deadline
+        if tightened:
+            deadline = previous  # type: ignore[assignment]
+        task = None
+        if self._fast:
+            # Inlined context.running_task: this is the hottest path of the library.
+            task = context._task
+            if task is _UNKNOWN:
+                loop = _get_running_loop()
+                task = context._task = None if loop is None else _current_task(loop)
+        if task is None:
+            if self._system:
+                return await self._execute_scope(next, context, now, deadline)
+            return await self._execute_watched(next, context, now, deadline)
+
+        # asyncio with the system clock.
+        handle: asyncio.TimerHandle | None = None
+        expiry = [_ACTIVE, task, deadline]
+        if tightened:
+            # A deadline from outside is earlier than ours and out of arrival order: give it
+            # a timer of its own (this happens only late in an execution, never on a first try).
+            handle = task.get_loop().call_later(deadline - now, _fire, expiry)
+        else:
+            watchdog = self._watchdog
+            if watchdog is None or watchdog.loop is not task.get_loop():
+                watchdog = self._watchdog = _Watchdog(task.get_loop())
+            queue = watchdog.queue
+            # Calls mostly finish in the order they started, so finished entries gather at the
+            # head; dropping them here keeps the queue about as long as the calls in flight.
+            while queue and queue[0][_STATE]:
+                queue.popleft()
+            queue.append(expiry)
+            if watchdog.handle is None:
+                watchdog.arm(deadline - now)
+        cancelling = task.cancelling()
+        context.deadline = deadline
+        try:
+            return await next(context)
+        except asyncio.CancelledError as exc:
+            if expiry[_STATE] == _FIRED:
+                expiry[_STATE] = _DONE
+                # Only ours if nobody else asked for cancellation meanwhile.
+                if task.uncancel() <= cancelling:
+                    raise self._rejected(context, now, deadline) from exc
+            raise
+        finally:
+            context.deadline = previous
+            if expiry[_STATE] == _ACTIVE:
+                expiry[_STATE] = _DONE
+                if handle is not None:
+                    handle.cancel()
+            elif expiry[_STATE] == _FIRED:
+                # The call finished (or failed otherwise) although its time was up: take our
+                # cancellation request back so that it cannot hit the caller later.
+                expiry[_STATE] = _DONE
+                task.uncancel()
+
+    async def _execute_scope(
+        self, next: Callable[[Context], Awaitable[T]], context: Context, now: float, deadline: float
+    ) -> T:
+        previous = context.deadline
+        context.deadline = deadline
+        try:
+            with anyio.CancelScope(deadline=anyio.current_time() + (deadline - now)) as scope:
+                return await next(context)
+        finally:
+            context.deadline = previous
+        # Reached only when our own scope swallowed the cancellation it caused.
+        assert scope.cancelled_caught
+        raise self._rejected(context, now, deadline)
+
+    async def _execute_watched(
+        self, next: Callable[[Context], Awaitable[T]], context: Context, now: float, deadline: float
+    ) -> T:
+        clock = self._clock
+        expired = False
+
+        async def watch(scope: anyio.CancelScope) -> None:
+            nonlocal expired
+            await clock.sleep(deadline - now)
+            expired = True
+            scope.cancel()
+
+        previous = context.deadline
+        context.deadline = deadline
+        failure: Exception | None = None
+        try:
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as watchers:
+                    watchers.start_soon(watch, scope)
+                    try:
+                        return await next(context)
+                    except Exception as exc:
+                        # Raised outside the task group so that it is not wrapped in a group.
+                        failure = exc
+                    finally:
+                        watchers.cancel_scope.cancel()
+        finally:
+            context.deadline = previous
+        if failure is not None:
+            raise failure
+        assert expired
+        assert scope.cancelled_caught
+        raise self._rejected(context, now, deadline)
+
+    def _rejected(self, context: Context, start: float, deadline: float) -> TimeoutRejected:
+        limit = min(deadline - start, self._seconds)
+        emit(
+            context,
+            "timeout",
+            "timeout",
+            timestamp=self._clock.monotonic(),
+            duration=limit,
+            timeout=self._seconds,
+        )
+        if deadline < start + self._seconds:
+            message = f"the call did not finish by its deadline ({limit:.3g} s away when it began)"
+        else:
+            message = f"the call did not finish within {self._seconds:g} s"
+        return TimeoutRejected(message, timeout=limit)
