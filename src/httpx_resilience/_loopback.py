@@ -194,7 +194,7 @@ class LoopbackServer:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         number = next(self._connection_ids)
         with self._lock:
             self.connections_opened += 1
@@ -219,7 +219,7 @@ class LoopbackServer:
                 self.open_connections -= 1
             with contextlib.suppress(Exception):
                 writer.close()
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
 
     async def _read_request(
         self, conn: h11.Connection, reader: asyncio.StreamReader, number: int
