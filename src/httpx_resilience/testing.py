@@ -75,7 +75,11 @@ class FakeClock:
                 heapq.heapify(self._timers)
 
     def advance(self, seconds: float) -> None:
-        """Move time forward by ``seconds``, waking every sleeper due by then, in order."""
+        """Move time forward by ``seconds``, waking every sleeper due by then, in order.
+
+        The woken tasks run after this returns, so they read the time at the end of the
+        advance; use several smaller advances to observe intermediate times.
+        """
         if seconds < 0:
             raise ValueError(f"FakeClock.advance: seconds must be >= 0, got {seconds!r}")
         target = self._now + seconds

@@ -14,6 +14,7 @@ Never other 4xx: a request the server refused will be refused again.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import email.utils
 import math
@@ -135,10 +136,11 @@ class HTTPClassifier(Classifier):
             if not response.is_stream_consumed:
                 with anyio.move_on_after(_DISCARD_MAX_SECONDS):
                     received = 0
-                    async for chunk in response.aiter_raw():
-                        received += len(chunk)
-                        if received > _DISCARD_MAX_BYTES:
-                            break
+                    async with contextlib.aclosing(response.aiter_raw()) as chunks:
+                        async for chunk in chunks:
+                            received += len(chunk)
+                            if received > _DISCARD_MAX_BYTES:
+                                break
         except httpx.HTTPError:
             pass  # the connection is broken anyway; closing below releases it
         finally:

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from httpx_resilience.testing import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_sleep_jumps_to_the_wake_up_time() -> None:
+    clock = FakeClock(start=100.0)
+    await clock.sleep(2.5)
+    assert clock.monotonic() == 102.5
+    await clock.sleep(0)
+    assert clock.monotonic() == 102.5
+
+
+async def test_concurrent_sleepers_wake_in_order_at_their_own_times() -> None:
+    clock = FakeClock()
+    woke: list[tuple[str, float]] = []
+
+    async def sleeper(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append((name, clock.monotonic()))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sleeper, "slow", 5.0)
+        tg.start_soon(sleeper, "fast", 1.0)
+        tg.start_soon(sleeper, "middle", 3.0)
+    assert woke == [("fast", 1.0), ("middle", 3.0), ("slow", 5.0)]
+
+
+async def test_a_sleeper_that_sleeps_again_is_woken_before_later_ones() -> None:
+    clock = FakeClock()
+    woke: list[tuple[str, float]] = []
+
+    async def twice() -> None:
+        await clock.sleep(1.0)
+        await clock.sleep(1.0)
+        woke.append(("twice", clock.monotonic()))
+
+    async def once() -> None:
+        await clock.sleep(3.0)
+        woke.append(("once", clock.monotonic()))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(once)
+        tg.start_soon(twice)
+    assert woke == [("twice", 2.0), ("once", 3.0)]
+
+
+async def test_a_cancelled_sleeper_leaves_no_timer_behind() -> None:
+    clock = FakeClock(autojump=False)
+    with anyio.move_on_after(0.01):
+        await clock.sleep(10)
+    assert clock.sleepers == 0
+    assert clock.monotonic() == 0.0
+
+
+async def test_advance_wakes_due_sleepers_when_autojump_is_off() -> None:
+    clock = FakeClock(autojump=False)
+    woke: list[float] = []
+
+    async def sleeper(seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append(clock.monotonic())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sleeper, 1.0)
+        tg.start_soon(sleeper, 4.0)
+        await anyio.wait_all_tasks_blocked()
+        assert clock.sleepers == 2
+        clock.advance(2.0)
+        await anyio.wait_all_tasks_blocked()
+        # advance() is synchronous: the woken sleeper reads the time after the whole advance.
+        assert woke == [2.0]
+        assert clock.sleepers == 1
+        clock.advance(2.0)
+    assert woke == [2.0, 4.0]
+
+
+def test_advance_rejects_going_backwards() -> None:
+    with pytest.raises(ValueError, match="seconds must be >= 0, got -1"):
+        FakeClock().advance(-1)
