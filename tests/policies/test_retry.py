@@ -321,6 +321,7 @@ async def test_retry_after_longer_than_the_backoff_is_honoured() -> None:
 async def test_retry_after_shorter_than_the_backoff_keeps_the_backoff() -> None:
     context, clock, _ = await run_asking(0.1)
     assert context.report.attempts[0].delay == 0.5
+    assert clock.monotonic() == 0.5
 
 
 async def test_retry_after_can_be_ignored() -> None:
