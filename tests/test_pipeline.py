@@ -7,6 +7,7 @@ import pytest
 import tenacity
 
 from httpx_resilience import (
+    CircuitBreaker,
     Context,
     Pipeline,
     PipelineBuilder,
@@ -15,6 +16,7 @@ from httpx_resilience import (
     Retry,
     RetryBudget,
     Timeout,
+    by_origin,
 )
 from httpx_resilience.testing import FakeClock
 
@@ -130,13 +132,19 @@ def test_policies_are_kept_in_order_and_satisfy_the_protocol() -> None:
 
 
 def test_the_standard_pipeline_has_the_documented_shape() -> None:
-    total, retry, attempt = Pipeline.standard().policies
+    total, retry, breaker, attempt = Pipeline.standard().policies
     assert isinstance(total, Timeout)
     assert total.seconds == 30.0
     assert isinstance(retry, Retry)
     assert retry.max_attempts == 3
     assert isinstance(retry.budget, RetryBudget)
     assert (retry.budget.ratio, retry.budget.min_per_second, retry.budget.ttl) == (0.2, 10.0, 10.0)
+    assert isinstance(breaker, CircuitBreaker)
+    assert breaker._failure_ratio == 0.1
+    assert breaker._minimum_throughput == 100
+    assert breaker._sampling_duration == 30.0
+    assert breaker._break_duration == 5.0
+    assert breaker._key is by_origin
     assert isinstance(attempt, Timeout)
     assert attempt.seconds == 10.0
     # Each call makes a pipeline with state of its own.

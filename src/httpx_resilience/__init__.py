@@ -3,7 +3,7 @@ for httpx, asyncio-native (and trio-ready through anyio)."""
 
 from ._clock import Clock, SystemClock
 from ._version import __version__
-from .context import Attempt, Context, ExecutionReport
+from .context import Attempt, Context, ExecutionReport, by_origin
 from .errors import (
     BrokenCircuitError,
     BulkheadRejected,
@@ -18,6 +18,9 @@ from .http.transport import ResilienceTransport
 from .outcome import Outcome, OutcomePredicate, handle_all, handle_exceptions, handle_results
 from .pipeline import Pipeline, PipelineBuilder, Policy
 from .policies.budget import RetryBudget
+from .policies.bulkhead import Bulkhead
+from .policies.circuit_breaker import CircuitBreaker, CircuitState
+from .policies.rate_limit import RateLimiter
 from .policies.retry import Retry
 from .policies.timeout import Timeout
 from .telemetry import ResilienceEvent
@@ -25,7 +28,10 @@ from .telemetry import ResilienceEvent
 __all__ = [
     "Attempt",
     "BrokenCircuitError",
+    "Bulkhead",
     "BulkheadRejected",
+    "CircuitBreaker",
+    "CircuitState",
     "Clock",
     "ConfigError",
     "Context",
@@ -37,6 +43,7 @@ __all__ = [
     "PipelineBuilder",
     "Policy",
     "RateLimitRejected",
+    "RateLimiter",
     "ResilienceError",
     "ResilienceEvent",
     "ResilienceTransport",
@@ -47,6 +54,7 @@ __all__ = [
     "Timeout",
     "TimeoutRejected",
     "__version__",
+    "by_origin",
     "handle_all",
     "handle_exceptions",
     "handle_results",

@@ -47,3 +47,32 @@ class SystemClock:
 
 #: The clock every policy uses unless told otherwise.
 SYSTEM_CLOCK = SystemClock()
+
+
+async def wait_for_event(event: anyio.Event, timeout: float | None, clock: Clock) -> bool:
+    """Wait until ``event`` is set or ``timeout`` seconds of ``clock`` pass.
+
+    Returns whether the event was set. Cancellation from outside propagates as usual.
+    """
+    if event.is_set():
+        return True
+    if timeout is None:
+        await event.wait()
+        return True
+    if timeout <= 0:
+        return False
+    if type(clock) is SystemClock:
+        with anyio.move_on_after(timeout):
+            await event.wait()
+        return event.is_set()
+    # Any other clock (a FakeClock in tests): race the event against a sleep on that clock.
+    async with anyio.create_task_group() as waiting:
+
+        async def expire() -> None:
+            await clock.sleep(timeout)
+            waiting.cancel_scope.cancel()
+
+        waiting.start_soon(expire)
+        await event.wait()
+        waiting.cancel_scope.cancel()
+    return event.is_set()

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from .telemetry import Listener, ResilienceEvent
 
-__all__ = ["Attempt", "Context", "ExecutionReport"]
+__all__ = ["Attempt", "Context", "ExecutionReport", "by_origin"]
 
 _UNKNOWN: Any = object()
 _get_running_loop = asyncio._get_running_loop
@@ -204,3 +204,19 @@ class Context:
             f"Context(operation_key={self.operation_key!r}, attempt={self.attempt}, "
             f"deadline={self.deadline!r})"
         )
+
+
+def by_origin(context: Context) -> str:
+    """Partition key naming the origin (scheme, host and port) of the context's HTTP request.
+
+    For ``key=`` of a circuit breaker, bulkhead or rate limiter, so that each host gets its own;
+    outside the HTTP layer (no request) every call falls in the one partition ``""``.
+    """
+    request = context.request
+    if request is None:
+        return ""
+    url = request.url
+    port = url.port
+    if port is None:
+        port = 443 if url.scheme == "https" else 80
+    return f"{url.scheme}://{url.host}:{port}"

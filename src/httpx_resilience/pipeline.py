@@ -13,8 +13,11 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 from ._clock import Clock
-from .context import Context
+from .context import Context, by_origin
 from .policies.budget import RetryBudget
+from .policies.bulkhead import Bulkhead
+from .policies.circuit_breaker import CircuitBreaker
+from .policies.rate_limit import RateLimiter
 from .policies.retry import Retry
 from .policies.timeout import Timeout
 from .telemetry import Listener
@@ -83,12 +86,21 @@ class Pipeline:
 
         Outermost first: a 30 s total timeout; retry (3 attempts, full-jitter backoff from 0.2 s
         up to 10 s, honouring ``Retry-After``, with a :class:`~httpx_resilience.RetryBudget`);
-        a 10 s timeout on each attempt. Each call returns a new pipeline with its own state.
+        a circuit breaker per origin (scheme, host, port: one failing host does not stop the
+        others) opening at 10 % failures over 30 s with at least 100 calls, for 5 s; a 10 s
+        timeout on each attempt. Each call returns a new pipeline with its own state.
         """
         return (
             cls.builder(clock=clock, listeners=listeners)
             .timeout(30.0)
             .retry(max_attempts=3, base_delay=0.2, max_delay=10.0, budget=RetryBudget())
+            .circuit_breaker(
+                failure_ratio=0.1,
+                minimum_throughput=100,
+                sampling_duration=30.0,
+                break_duration=5.0,
+                key=by_origin,
+            )
             .timeout(10.0)
             .build()
         )
@@ -159,6 +171,9 @@ class PipelineBuilder:
 
     timeout = _shorthand(Timeout)
     retry = _shorthand(Retry)
+    circuit_breaker = _shorthand(CircuitBreaker)
+    bulkhead = _shorthand(Bulkhead)
+    rate_limit = _shorthand(RateLimiter)
 
     @property
     def policies(self) -> Sequence[Policy]:

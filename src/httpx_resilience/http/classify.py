@@ -20,7 +20,8 @@ import email.utils
 import math
 import re
 import time
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import Any, cast
 
 import anyio
 import httpx
@@ -136,7 +137,9 @@ class HTTPClassifier(Classifier):
             if not response.is_stream_consumed:
                 with anyio.move_on_after(_DISCARD_MAX_SECONDS):
                     received = 0
-                    async with contextlib.aclosing(response.aiter_raw()) as chunks:
+                    # aiter_raw() is an async generator; closing it releases the stream at once.
+                    raw = cast("AsyncGenerator[bytes, None]", response.aiter_raw())
+                    async with contextlib.aclosing(raw) as chunks:
                         async for chunk in chunks:
                             received += len(chunk)
                             if received > _DISCARD_MAX_BYTES:

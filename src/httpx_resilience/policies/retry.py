@@ -22,7 +22,7 @@ import tenacity
 
 from .._clock import SYSTEM_CLOCK, Clock
 from ..context import Attempt, Context
-from ..outcome import Outcome
+from ..outcome import GENERIC_CLASSIFIER, Outcome
 from ..telemetry import emit
 from ._validate import at_least, positive
 from .budget import RetryBudget
@@ -135,6 +135,8 @@ class Retry:
         """Run ``next``, and again after each handled failure while retrying is allowed."""
         monotonic = self._clock.monotonic
         handle = self._handle or context.classifier.is_failure
+        # A plain pipeline fails only by raising: its results need no look.
+        check_results = self._handle is not None or context.classifier is not GENERIC_CLASSIFIER
         attempts = context.report.attempts
         start = began = monotonic()
         if self._budget is not None:
@@ -155,7 +157,7 @@ class Retry:
                 ended = monotonic()
                 attempt = Attempt(number, result, None, ended - began)
                 attempts.append(attempt)
-                if not handle(attempt):
+                if not check_results or not handle(attempt):
                     return result
             if state is None:
                 state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]

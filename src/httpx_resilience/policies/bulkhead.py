@@ -1,0 +1,183 @@
+"""Bulkhead: a cap on concurrent calls, with a bounded queue in front of it.
+
+A slow dependency holds on to whatever calls it: connections, tasks, memory. A bulkhead lets at
+most ``max_concurrent`` calls in at once and up to ``max_queue`` more wait their turn, first come
+first served, for at most ``queue_timeout`` (and never past ``context.deadline``). Beyond that,
+calls are rejected at once with :class:`~httpx_resilience.BulkheadRejected`, so a stalled
+dependency costs a bounded number of waiting callers and the rest fail fast.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import anyio
+
+from .._clock import SYSTEM_CLOCK, Clock, wait_for_event
+from ..context import Context
+from ..errors import BulkheadRejected
+from ..telemetry import emit
+from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
+from ._validate import at_least, positive_or_none
+
+__all__ = ["Bulkhead"]
+
+T = TypeVar("T")
+
+
+class _Waiter:
+    __slots__ = ("event", "granted")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.granted = False
+
+
+class _Compartment:
+    """The slots and queue of one partition."""
+
+    __slots__ = ("__weakref__", "active", "key", "waiters")
+
+    def __init__(self, key: str | None) -> None:
+        self.key = key
+        self.active = 0
+        self.waiters: deque[_Waiter] = deque()
+
+
+class Bulkhead:
+    """Limit concurrent calls, queueing a bounded number of extra ones.
+
+    Args:
+        max_concurrent: Calls allowed in at the same time.
+        max_queue: Calls allowed to wait for a slot (0: reject at once when full).
+        queue_timeout: Longest wait in the queue, in seconds (``None``: until a slot frees or
+            the context's deadline).
+        key: A function of the :class:`~httpx_resilience.Context` naming the partition (one
+            bulkhead per key); ``None`` for one in all.
+        max_partitions: Partitions kept at most.
+        clock: The clock for queue timeouts (default: the system clock).
+    """
+
+    __slots__ = (
+        "_clock",
+        "_compartment",
+        "_key",
+        "_max_concurrent",
+        "_max_queue",
+        "_monotonic",
+        "_partitions",
+        "_queue_timeout",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_concurrent: int,
+        max_queue: int = 0,
+        queue_timeout: float | None = None,
+        key: Callable[[Context], str] | None = None,
+        max_partitions: int = DEFAULT_MAX_PARTITIONS,
+        clock: Clock | None = None,
+    ) -> None:
+        self._max_concurrent = at_least("Bulkhead", "max_concurrent", max_concurrent, 1)
+        self._max_queue = at_least("Bulkhead", "max_queue", max_queue, 0)
+        self._queue_timeout = positive_or_none(
+            "Bulkhead", "queue_timeout", queue_timeout, allow_zero=True
+        )
+        if key is not None and not callable(key):
+            raise ValueError(f"Bulkhead: key must be a function of the context, got {key!r}")
+        self._key = key
+        self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._monotonic = self._clock.monotonic
+        self._compartment = _Compartment(None)
+        self._partitions: Partitions[_Compartment] = Partitions(
+            "Bulkhead", _Compartment, max_partitions
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Bulkhead(max_concurrent={self._max_concurrent}, max_queue={self._max_queue}, "
+            f"queue_timeout={self._queue_timeout!r}, partitioned={self._key is not None})"
+        )
+
+    @property
+    def max_concurrent(self) -> int:
+        """Calls allowed in at the same time."""
+        return self._max_concurrent
+
+    def occupancy(self, key: str | None = None) -> tuple[int, int]:
+        """``(calls in, calls queued)`` of the bulkhead, or of partition ``key``."""
+        compartment = self._compartment if key is None else self._partitions.peek(key)
+        if compartment is None:
+            return (0, 0)
+        return (compartment.active, len(compartment.waiters))
+
+    async def execute(self, next: Callable[[Context], Awaitable[T]], context: Context) -> T:
+        """Run ``next`` once a slot is free."""
+        compartment = (
+            self._compartment if self._key is None else self._partitions.get(self._key(context))
+        )
+        if compartment.active < self._max_concurrent and not compartment.waiters:
+            compartment.active += 1  # a free slot: no waiting, no await
+        else:
+            await self._queue(compartment, context)
+        try:
+            return await next(context)
+        finally:
+            self._release(compartment)
+
+    def _release(self, compartment: _Compartment) -> None:
+        if compartment.waiters:
+            # Hand the slot straight to the longest waiter, so nobody can overtake the queue.
+            waiter = compartment.waiters.popleft()
+            waiter.granted = True
+            waiter.event.set()
+        else:
+            compartment.active -= 1
+
+    async def _queue(self, compartment: _Compartment, context: Context) -> None:
+        now = self._monotonic()
+        timeout = self._queue_timeout
+        if context.deadline is not None:
+            left = context.deadline - now
+            timeout = left if timeout is None else min(timeout, left)
+        if len(compartment.waiters) >= self._max_queue or (timeout is not None and timeout <= 0):
+            self._reject(compartment, context, now, "full")
+        waiter = _Waiter()
+        compartment.waiters.append(waiter)
+        try:
+            await wait_for_event(waiter.event, timeout, self._clock)
+        except BaseException:
+            if waiter.granted:
+                self._release(compartment)  # granted as we were cancelled: pass the slot on
+            else:
+                compartment.waiters.remove(waiter)
+            raise
+        if not waiter.granted:
+            compartment.waiters.remove(waiter)
+            self._reject(compartment, context, self._monotonic(), "queue_timeout")
+
+    def _reject(self, compartment: _Compartment, context: Context, now: float, reason: str) -> None:
+        emit(
+            context,
+            "bulkhead_rejected",
+            "bulkhead",
+            key=compartment.key,
+            timestamp=now,
+            reason=reason,
+            active=compartment.active,
+            queued=len(compartment.waiters),
+        )
+        where = (
+            "the bulkhead" if compartment.key is None else f"the bulkhead for {compartment.key!r}"
+        )
+        if reason == "full":
+            message = (
+                f"{where} is full ({compartment.active} of {self._max_concurrent} calls in, "
+                f"{len(compartment.waiters)} of {self._max_queue} queued)"
+            )
+        else:
+            message = f"{where} had no free slot in time ({self._max_concurrent} calls in)"
+        raise BulkheadRejected(message)

@@ -1,0 +1,469 @@
+"""CircuitBreaker: stop calling a dependency that keeps failing, and probe it now and then.
+
+Closed, the breaker lets calls through and counts their outcomes in a sliding window. When the
+share of failures (or of slow calls) in the window reaches its threshold, with enough calls in
+the window to judge, it opens: calls are rejected at once with
+:class:`~httpx_resilience.BrokenCircuitError`, without touching the dependency. After
+``break_duration`` it is half-open: up to ``half_open_max_calls`` probe calls go through at a
+time (the rest are still rejected); the first probe to succeed closes it with a fresh window,
+the first to fail opens it again, for a break that grows exponentially up to
+``break_duration_max`` when that is set.
+
+The default window is time-based: ``sampling_duration`` split into ten buckets kept in a ring,
+so recording a call is O(1) and allocates nothing. ``window="count"`` counts the last
+``window_size`` calls instead.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from .._clock import SYSTEM_CLOCK, Clock
+from ..context import Context
+from ..errors import BrokenCircuitError, IsolatedCircuitError
+from ..outcome import GENERIC_CLASSIFIER, Outcome
+from ..telemetry import emit
+from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
+from ._validate import at_least, positive, positive_or_none, ratio
+
+__all__ = ["CircuitBreaker", "CircuitState"]
+
+T = TypeVar("T")
+
+_BUCKETS = 10
+
+
+class CircuitState(str, enum.Enum):
+    """Where a circuit stands."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+    ISOLATED = "isolated"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_CLOSED, _OPEN, _HALF_OPEN, _ISOLATED = (
+    CircuitState.CLOSED,
+    CircuitState.OPEN,
+    CircuitState.HALF_OPEN,
+    CircuitState.ISOLATED,
+)
+
+
+class _TimeWindow:
+    """Calls of the last ``duration`` seconds, in ``_BUCKETS`` buckets of equal length."""
+
+    __slots__ = (
+        "_bucket_length",
+        "_end",
+        "_failures",
+        "_index",
+        "_slow",
+        "_totals",
+        "failures",
+        "slow",
+        "total",
+    )
+
+    def __init__(self, duration: float) -> None:
+        self._bucket_length = duration / _BUCKETS
+        self._totals = [0] * _BUCKETS
+        self._failures = [0] * _BUCKETS
+        self._slow = [0] * _BUCKETS
+        self._index = 0
+        self._end = -1.0  # end of the current bucket; -1: nothing recorded yet
+        self.total = self.failures = self.slow = 0
+
+    def reset(self) -> None:
+        for counts in (self._totals, self._failures, self._slow):
+            counts[:] = [0] * _BUCKETS
+        self._end = -1.0
+        self.total = self.failures = self.slow = 0
+
+    def _advance(self, now: float) -> None:
+        if self._end < 0 or now >= self._end + (_BUCKETS - 1) * self._bucket_length:
+            # Idle for a whole window (or never used): every bucket has expired.
+            if self.total:
+                self.reset()
+            self._index = 0
+            self._end = now + self._bucket_length
+            return
+        while now >= self._end:
+            self._index = index = (self._index + 1) % _BUCKETS
+            self._end += self._bucket_length
+            self.total -= self._totals[index]
+            self.failures -= self._failures[index]
+            self.slow -= self._slow[index]
+            self._totals[index] = self._failures[index] = self._slow[index] = 0
+
+    def record(self, now: float, failed: bool, slow: bool) -> None:
+        if now >= self._end:
+            self._advance(now)
+        index = self._index
+        self._totals[index] += 1
+        self.total += 1
+        if failed:
+            self._failures[index] += 1
+            self.failures += 1
+        if slow:
+            self._slow[index] += 1
+            self.slow += 1
+
+
+class _CountWindow:
+    """The last ``size`` calls."""
+
+    __slots__ = ("_flags", "_index", "_size", "failures", "slow", "total")
+
+    _FAILED, _SLOW = 1, 2
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._flags = bytearray(size)
+        self._index = 0
+        self.total = self.failures = self.slow = 0
+
+    def reset(self) -> None:
+        self._flags = bytearray(self._size)
+        self._index = 0
+        self.total = self.failures = self.slow = 0
+
+    def record(self, now: float, failed: bool, slow: bool) -> None:
+        index = self._index
+        old = self._flags[index]
+        if self.total == self._size:
+            self.failures -= old & self._FAILED
+            self.slow -= (old & self._SLOW) >> 1
+        else:
+            self.total += 1
+        self._flags[index] = (self._FAILED if failed else 0) | (self._SLOW if slow else 0)
+        self.failures += failed
+        self.slow += slow
+        self._index = (index + 1) % self._size
+
+
+class _Circuit:
+    """The breaker state of one partition."""
+
+    __slots__ = (
+        "__weakref__",
+        "break_duration",
+        "generation",
+        "key",
+        "opened_until",
+        "probes",
+        "state",
+        "window",
+    )
+
+    def __init__(self, key: str | None, window: _TimeWindow | _CountWindow, state: CircuitState):
+        self.key = key
+        self.window = window
+        self.state = state
+        self.opened_until = 0.0
+        self.break_duration = 0.0  # the break in force, or 0 before the first opening
+        self.probes = 0  # half-open probe calls in flight
+        # Bumped on every state change: a call finishing under an older generation saw a state
+        # that has since passed, and its outcome no longer counts.
+        self.generation = 0
+
+
+class CircuitBreaker:
+    """Reject calls at once while a dependency keeps failing.
+
+    Args:
+        failure_ratio: Share of failed calls in the window (0 < ratio <= 1) that opens it.
+        minimum_throughput: Calls the window must hold before the ratio is judged.
+        sampling_duration: Length of the time window, in seconds.
+        window: ``"time"`` (the last ``sampling_duration`` seconds) or ``"count"`` (the last
+            ``window_size`` calls).
+        window_size: Calls in a count window.
+        break_duration: Seconds it stays open before letting probes through.
+        break_duration_max: If set, each failed probe doubles the break, up to this.
+        half_open_max_calls: Probe calls allowed at the same time when half-open.
+        slow_call_duration: If set, calls taking at least this long count as slow.
+        slow_call_ratio: Share of slow calls in the window that opens it (with
+            ``slow_call_duration``; default 1.0, i.e. all of them).
+        handle: Which outcomes are failures. Default: the place's classifier (any exception;
+            over HTTP, transport errors and 408/429/5xx-transient statuses, never other 4xx).
+            Cancellation never counts.
+        key: A function of the :class:`~httpx_resilience.Context` naming the partition, for one
+            breaker per host, tenant...; ``None`` for one breaker in all.
+        max_partitions: Partitions kept at most (least recently used ones are dropped first).
+        clock: The clock (default: the system clock).
+    """
+
+    __slots__ = (
+        "_break_duration",
+        "_break_duration_max",
+        "_circuit",
+        "_clock",
+        "_failure_ratio",
+        "_half_open_max_calls",
+        "_handle",
+        "_isolated",
+        "_key",
+        "_minimum_throughput",
+        "_monotonic",
+        "_partitions",
+        "_sampling_duration",
+        "_slow_call_duration",
+        "_slow_call_ratio",
+        "_window",
+        "_window_size",
+    )
+
+    def __init__(
+        self,
+        *,
+        failure_ratio: float = 0.1,
+        minimum_throughput: int = 100,
+        sampling_duration: float = 30.0,
+        window: str = "time",
+        window_size: int = 100,
+        break_duration: float = 5.0,
+        break_duration_max: float | None = None,
+        half_open_max_calls: int = 1,
+        slow_call_duration: float | None = None,
+        slow_call_ratio: float | None = None,
+        handle: Callable[[Outcome[Any]], bool] | None = None,
+        key: Callable[[Context], str] | None = None,
+        max_partitions: int = DEFAULT_MAX_PARTITIONS,
+        clock: Clock | None = None,
+    ) -> None:
+        name = "CircuitBreaker"
+        self._failure_ratio = ratio(name, "failure_ratio", failure_ratio)
+        if self._failure_ratio == 0:
+            raise ValueError(f"{name}: failure_ratio must be greater than 0, got {failure_ratio!r}")
+        self._minimum_throughput = at_least(name, "minimum_throughput", minimum_throughput, 1)
+        self._sampling_duration = positive(name, "sampling_duration", sampling_duration)
+        if window not in ("time", "count"):
+            raise ValueError(f"{name}: window must be 'time' or 'count', got {window!r}")
+        self._window = window
+        self._window_size = at_least(name, "window_size", window_size, 1)
+        if window == "count" and self._minimum_throughput > self._window_size:
+            raise ValueError(
+                f"{name}: minimum_throughput ({minimum_throughput}) can never be reached in a "
+                f"count window of window_size {window_size}"
+            )
+        self._break_duration = positive(name, "break_duration", break_duration)
+        self._break_duration_max = positive_or_none(name, "break_duration_max", break_duration_max)
+        if self._break_duration_max is not None and self._break_duration_max < break_duration:
+            raise ValueError(
+                f"{name}: break_duration_max must be >= break_duration ({break_duration!r}), "
+                f"got {break_duration_max!r}"
+            )
+        self._half_open_max_calls = at_least(name, "half_open_max_calls", half_open_max_calls, 1)
+        self._slow_call_duration = positive_or_none(name, "slow_call_duration", slow_call_duration)
+        if slow_call_ratio is not None:
+            if self._slow_call_duration is None:
+                raise ValueError(f"{name}: slow_call_ratio needs slow_call_duration to be set")
+            slow_call_ratio = ratio(name, "slow_call_ratio", slow_call_ratio)
+            if slow_call_ratio == 0:
+                raise ValueError(f"{name}: slow_call_ratio must be greater than 0, got 0")
+        elif self._slow_call_duration is not None:
+            slow_call_ratio = 1.0
+        self._slow_call_ratio = slow_call_ratio
+        if handle is not None and not callable(handle):
+            raise ValueError(f"{name}: handle must be a predicate over outcomes, got {handle!r}")
+        if key is not None and not callable(key):
+            raise ValueError(f"{name}: key must be a function of the context, got {key!r}")
+        self._handle = handle
+        self._key = key
+        self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._monotonic = self._clock.monotonic
+        self._isolated = False
+        self._circuit = self._new_circuit(None)
+        self._partitions: Partitions[_Circuit] = Partitions(name, self._new_circuit, max_partitions)
+
+    def _new_circuit(self, key: str | None) -> _Circuit:
+        window: _TimeWindow | _CountWindow = (
+            _TimeWindow(self._sampling_duration)
+            if self._window == "time"
+            else _CountWindow(self._window_size)
+        )
+        return _Circuit(key, window, _ISOLATED if self._isolated else _CLOSED)
+
+    def __repr__(self) -> str:
+        return (
+            f"CircuitBreaker(failure_ratio={self._failure_ratio:g}, "
+            f"minimum_throughput={self._minimum_throughput}, window={self._window!r}, "
+            f"break_duration={self._break_duration:g}, partitioned={self._key is not None})"
+        )
+
+    # -- inspection and manual control ---------------------------------------------------------
+
+    @property
+    def state(self) -> CircuitState:
+        """The state of the circuit (of an unpartitioned breaker; see :meth:`state_of`)."""
+        return self._observed_state(self._circuit)
+
+    def state_of(self, key: str) -> CircuitState:
+        """The state of partition ``key`` (closed if it has never been used)."""
+        circuit = self._partitions.peek(key)
+        if circuit is None:
+            return _ISOLATED if self._isolated else _CLOSED
+        return self._observed_state(circuit)
+
+    def partitions(self) -> Mapping[str, CircuitState]:
+        """The state of every partition kept, by key."""
+        return {key: self._observed_state(c) for key, c in self._partitions.items()}
+
+    def _observed_state(self, circuit: _Circuit) -> CircuitState:
+        # An open circuit whose break is over is half-open, even before a call notices.
+        if circuit.state is _OPEN and self._monotonic() >= circuit.opened_until:
+            return _HALF_OPEN
+        return circuit.state
+
+    def isolate(self) -> None:
+        """Hold every circuit open, rejecting all calls, until :meth:`reset`."""
+        self._isolated = True
+        for circuit in self._circuits():
+            self._move(circuit, _ISOLATED)
+
+    def reset(self) -> None:
+        """Close every circuit with a fresh window, ending any isolation and break growth."""
+        self._isolated = False
+        for circuit in self._circuits():
+            self._close(circuit)
+
+    def _circuits(self) -> list[_Circuit]:
+        return [self._circuit, *(c for _, c in self._partitions.items())]
+
+    # -- execution -----------------------------------------------------------------------------
+
+    async def execute(self, next: Callable[[Context], Awaitable[T]], context: Context) -> T:
+        """Run ``next`` if the circuit allows it, and count its outcome."""
+        circuit = self._circuit if self._key is None else self._partitions.get(self._key(context))
+        probing = False
+        if circuit.state is not _CLOSED:
+            probing = self._admit(circuit, context)
+        generation = circuit.generation
+        slow_after = self._slow_call_duration
+        start = self._monotonic() if slow_after is not None else 0.0
+        try:
+            result = await next(context)
+        except Exception as exc:
+            failed = self._is_failure(Outcome(exception=exc), context)
+            self._record(circuit, generation, probing, failed, start, context)
+            raise
+        except BaseException:
+            # Cancelled (or interrupted): not an outcome of the dependency. Free the probe slot.
+            if probing and circuit.generation == generation:
+                circuit.probes -= 1
+            raise
+        if self._handle is None and context.classifier is GENERIC_CLASSIFIER:
+            failed = False  # a plain pipeline fails only by raising
+        else:
+            failed = self._is_failure(Outcome(result=result), context)
+        if failed or probing or slow_after is not None or circuit.window.failures:
+            self._record(circuit, generation, probing, failed, start, context)
+        else:
+            # The common case: a success in a closed circuit with no failures in the window.
+            window = circuit.window
+            if generation == circuit.generation:
+                window.record(self._monotonic(), False, False)
+        return result
+
+    def _is_failure(self, outcome: Outcome[Any], context: Context) -> bool:
+        handle = self._handle or context.classifier.is_failure
+        return bool(handle(outcome))
+
+    def _admit(self, circuit: _Circuit, context: Context) -> bool:
+        """Let a call through a circuit that is not closed (as a probe) or reject it."""
+        now = self._monotonic()
+        state = circuit.state
+        if state is _ISOLATED:
+            raise IsolatedCircuitError(self._describe(circuit, "is isolated"))
+        if state is _OPEN:
+            if now < circuit.opened_until:
+                retry_after = circuit.opened_until - now
+                raise BrokenCircuitError(
+                    self._describe(circuit, f"is open; retry in {retry_after:.3g} s"),
+                    retry_after=retry_after,
+                )
+            self._move(circuit, _HALF_OPEN)
+            emit(context, "circuit_half_opened", "circuit_breaker", key=circuit.key, timestamp=now)
+        if circuit.probes >= self._half_open_max_calls:
+            raise BrokenCircuitError(
+                self._describe(circuit, "is half-open and its probe calls are in flight"),
+                retry_after=0.0,
+            )
+        circuit.probes += 1
+        return True
+
+    def _record(
+        self,
+        circuit: _Circuit,
+        generation: int,
+        probing: bool,
+        failed: bool,
+        start: float,
+        context: Context,
+    ) -> None:
+        if generation != circuit.generation:
+            return  # the circuit changed state while the call ran: its outcome is stale
+        now = self._monotonic()
+        slow = self._slow_call_duration is not None and now - start >= self._slow_call_duration
+        if probing:
+            circuit.probes -= 1
+            if failed or slow:
+                self._open(circuit, now, context, grow=True)
+            else:
+                self._close(circuit)
+                emit(context, "circuit_closed", "circuit_breaker", key=circuit.key, timestamp=now)
+            return
+        window = circuit.window
+        window.record(now, failed, slow)
+        if (
+            (failed or slow or window.failures)
+            and window.total >= self._minimum_throughput
+            and (
+                window.failures / window.total >= self._failure_ratio
+                or (
+                    self._slow_call_ratio is not None
+                    and window.slow / window.total >= self._slow_call_ratio
+                )
+            )
+        ):
+            self._open(circuit, now, context, grow=False)
+
+    def _open(self, circuit: _Circuit, now: float, context: Context, *, grow: bool) -> None:
+        if grow and self._break_duration_max is not None and circuit.break_duration:
+            duration = min(circuit.break_duration * 2, self._break_duration_max)
+        else:
+            duration = self._break_duration
+        circuit.break_duration = duration
+        circuit.opened_until = now + duration
+        self._move(circuit, _OPEN)
+        window = circuit.window
+        emit(
+            context,
+            "circuit_opened",
+            "circuit_breaker",
+            key=circuit.key,
+            timestamp=now,
+            duration=duration,
+            failures=window.failures,
+            slow=window.slow,
+            total=window.total,
+        )
+
+    def _close(self, circuit: _Circuit) -> None:
+        circuit.window.reset()
+        circuit.break_duration = 0.0  # the next opening starts again from break_duration
+        self._move(circuit, _CLOSED)
+
+    def _move(self, circuit: _Circuit, state: CircuitState) -> None:
+        circuit.state = state
+        circuit.probes = 0
+        circuit.generation += 1
+
+    def _describe(self, circuit: _Circuit, what: str) -> str:
+        where = "the circuit" if circuit.key is None else f"the circuit for {circuit.key!r}"
+        return f"{where} {what}"
