@@ -218,7 +218,10 @@ class Timeout:
         raise self._rejected(context, now, deadline)
 
     def _rejected(self, context: Context, start: float, deadline: float) -> TimeoutRejected:
-        limit = min(deadline - start, self._seconds)
+        # deadline is start + seconds unless an earlier one from outside replaced it; only then
+        # is the limit the difference (which floating point would not give back exactly).
+        tightened = deadline < start + self._seconds
+        limit = deadline - start if tightened else self._seconds
         emit(
             context,
             "timeout",
@@ -227,7 +230,7 @@ class Timeout:
             duration=limit,
             timeout=self._seconds,
         )
-        if deadline < start + self._seconds:
+        if tightened:
             message = f"the call did not finish by its deadline ({limit:.3g} s away when it began)"
         else:
             message = f"the call did not finish within {self._seconds:g} s"
