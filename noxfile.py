@@ -15,7 +15,7 @@ BENCH_PEERS = ["tenacity", "stamina", "aiobreaker", "aiolimiter", "pyresilience"
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite on asyncio and trio, with a coverage report."""
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[dev,cli]")
     session.run("coverage", "erase")
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
     session.run("coverage", "report")
@@ -32,7 +32,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the library."""
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[dev,cli]")
     session.run("mypy", "--strict", "src")
 
 

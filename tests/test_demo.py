@@ -1,0 +1,270 @@
+"""``python -m httpx_resilience demo``: the same load through plain httpx and ResilientClient.
+
+The demo runs its own event loop, so these tests are synchronous. Each scenario runs once (a
+second and a half of load) and its summary is shared by the tests that look at it.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import random
+import re
+import sys
+
+import pytest
+
+from httpx_resilience import CircuitBreaker, Pipeline, ResilientClient
+from httpx_resilience.__main__ import build_parser, main
+from httpx_resilience._demo import (
+    PLAIN_NAME,
+    RESILIENT_NAME,
+    SCENARIOS,
+    ClientFigures,
+    DemoOptions,
+    DemoSummary,
+    PlainDisplay,
+    client_gauges,
+    format_timeline,
+    make_display,
+    percentile,
+    run_demo,
+    takeaway,
+)
+
+SHORT = ["--duration", "1.5", "--users", "8"]
+
+
+def run(*argv: str) -> DemoSummary:
+    """Run ``demo`` with ``argv`` as the command line would, and return its summary."""
+    args = build_parser().parse_args(["demo", *argv])
+    return run_demo(DemoOptions.from_args(args), out=io.StringIO())
+
+
+@functools.cache
+def short_run(scenario: str) -> DemoSummary:
+    return run(*SHORT, "--scenario", scenario, "--plain")
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_every_scenario_reports_both_clients_with_consistent_counts(scenario: str) -> None:
+    summary = short_run(scenario)
+    assert [c.name for c in summary.clients] == [PLAIN_NAME, RESILIENT_NAME]
+    for figures in summary.clients:
+        assert figures.logical_requests > 0
+        assert 0 <= figures.successes <= figures.logical_requests
+        assert figures.upstream_requests >= figures.logical_requests
+        assert sum(count for _, count in figures.failures) == (
+            figures.logical_requests - figures.successes
+        )
+        assert figures.p50 is not None
+        assert figures.p99 is not None
+        assert 0 < figures.p50 <= figures.p99
+    assert summary.takeaway
+
+
+def test_plain_httpx_sends_each_call_once() -> None:
+    plain = short_run("flaky").client(PLAIN_NAME)
+    assert plain.upstream_per_request == 1.0
+
+
+def test_flaky_resilient_client_succeeds_more_often() -> None:
+    summary = run("--duration", "2", "--users", "16", "--scenario", "flaky", "--plain")
+    plain, resilient = summary.client(PLAIN_NAME), summary.client(RESILIENT_NAME)
+    assert plain.success_rate < 1.0
+    assert resilient.success_rate > plain.success_rate
+    # A few percent of failed tries stay under the standard breaker's 10%: it never opens.
+    assert {state for _, state in resilient.gauges["circuit breaker"]} == {"closed"}
+    kinds = {kind for kind, _ in plain.failures}
+    assert "HTTP 503" in kinds
+
+
+def test_outage_retries_stay_bounded() -> None:
+    resilient = short_run("outage").client(RESILIENT_NAME)
+    assert resilient.upstream_per_request <= 1.5
+    assert "retry budget" in resilient.gauges
+
+
+def test_slow_answers_stay_slow_for_both_clients() -> None:
+    summary = short_run("slow")
+    for figures in summary.clients:
+        assert figures.successes == figures.logical_requests
+        assert figures.p99 is not None
+        assert figures.p99 >= 1.4
+    assert "Hedging" in summary.takeaway
+
+
+def test_rate_limited_plain_client_sees_429() -> None:
+    plain = short_run("rate-limited").client(PLAIN_NAME)
+    assert "HTTP 429" in dict(plain.failures)
+
+
+def test_a_request_count_replaces_the_duration() -> None:
+    summary = run("--requests", "25", "--users", "5", "--duration", "1", "--plain")
+    assert [c.logical_requests for c in summary.clients] == [25, 25]
+
+
+def test_plain_text_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--duration", "1", "--users", "4", "--plain"]) == 0
+    out = capsys.readouterr().out
+    assert "scenario 'flaky'" in out
+    assert "Summary after" in out
+    assert re.search(rf"\n +{PLAIN_NAME} +{RESILIENT_NAME}\n", out)  # the table's heading
+    assert "\nsuccess rate " in out
+    assert "upstream requests per call" in out
+    assert not any(char in out for char in "\u2501\u2503\u2502")  # no rich box drawing
+
+
+def test_without_rich_the_output_is_plain(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for module in ("rich", "rich.console", "rich.live", "rich.table"):
+        monkeypatch.setitem(sys.modules, module, None)
+    assert isinstance(make_display(DemoOptions()), PlainDisplay)
+    assert main(["demo", "--duration", "0.5", "--users", "2"]) == 0
+    assert "Summary after" in capsys.readouterr().out
+
+
+def test_rich_output(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("rich")
+    assert main(["demo", "--duration", "0.5", "--users", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Summary after" in out
+    assert PLAIN_NAME in out
+    assert RESILIENT_NAME in out
+
+
+@pytest.mark.parametrize("bad", [["--users", "0"], ["--duration", "-1"], ["--scenario", "x"]])
+def test_bad_options_are_refused(bad: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", *bad])
+    assert exited.value.code == 2
+
+
+def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([])
+    assert exited.value.code == 2
+
+
+# -- pure parts ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_scenarios_are_a_function_of_the_seed(scenario: str) -> None:
+    options = DemoOptions(scenario=scenario)
+
+    def replies(seed: int) -> list[object]:
+        fate = SCENARIOS[scenario].make_fate(random.Random(seed), options)
+        return [fate(index * 0.01) for index in range(800)]
+
+    assert replies(1) == replies(1)
+
+
+def test_flaky_fault_shares() -> None:
+    fate = SCENARIOS["flaky"].make_fate(random.Random(3), DemoOptions())
+    replies = [fate(0.0) for _ in range(10_000)]
+    unavailable = sum(r.status == 503 for r in replies) / len(replies)
+    resets = sum(r.reset_after is not None for r in replies) / len(replies)
+    assert 0.025 < unavailable < 0.035
+    assert 0.007 < resets < 0.013
+    assert any(("retry-after", "1") in r.headers for r in replies)
+
+
+def test_rate_limited_answers_429_beyond_the_limit_of_each_second() -> None:
+    options = DemoOptions(scenario="rate-limited", users=10)  # 100 calls/s offered
+    fate = SCENARIOS["rate-limited"].make_fate(random.Random(0), options)
+    first_second = [fate(0.5).status for _ in range(100)]
+    assert first_second.count(200) == 60
+    assert fate(1.0).status == 200  # a new window
+
+
+def test_outage_is_total_in_the_middle_only() -> None:
+    fate = SCENARIOS["outage"].make_fate(random.Random(0), DemoOptions(duration=10))
+    assert fate(1.0).status == 200
+    assert all(fate(t).status == 503 for t in (3.0, 5.0, 6.9))
+    assert fate(7.5).status == 200
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([7.0], 0.99) == 7.0
+    assert percentile([], 0.5) is None
+
+
+def test_timeline_lists_few_changes_and_sums_up_many() -> None:
+    assert format_timeline(((0.0, "ok"),), 8.0) == "ok"
+    assert format_timeline(((0.0, "ok"), (3.0, "exhausted"), (5.0, "ok")), 8.0) == (
+        "ok, exhausted at 3.0 s, ok at 5.0 s"
+    )
+    many = ((0.0, "ok"), (2.0, "exhausted"), (3.0, "ok"), (4.0, "exhausted"), (6.0, "ok"))
+    assert format_timeline(many, 8.0) == "ok 62%, exhausted 38% (first at 2.0 s)"
+
+
+def figures(name: str, calls: int, successes: int, upstream: int, p99: float) -> ClientFigures:
+    return ClientFigures(
+        name=name,
+        logical_requests=calls,
+        successes=successes,
+        upstream_requests=upstream,
+        p50=0.005,
+        p99=p99,
+        failures=(("HTTP 503", calls - successes),) if calls > successes else (),
+    )
+
+
+def test_takeaway_is_computed_from_the_figures() -> None:
+    plain = figures(PLAIN_NAME, 1000, 710, 1000, 0.05)
+    resilient = figures(RESILIENT_NAME, 1000, 996, 1280, 0.9)
+    text = takeaway(SCENARIOS["flaky"], plain, resilient)
+    assert text.startswith(
+        "ResilientClient turned 71.0% success into 99.6% for 1.28 upstream requests per call"
+    )
+    assert "tail latency went up" in text
+    assert "HTTP 503 x4" in text
+    assert "never reached the upstream" not in text
+
+
+def test_takeaway_explains_rejections() -> None:
+    plain = figures(PLAIN_NAME, 1000, 700, 1000, 0.05)
+    resilient = ClientFigures(
+        name=RESILIENT_NAME,
+        logical_requests=1000,
+        successes=100,
+        upstream_requests=150,
+        p50=0.0002,
+        p99=0.06,
+        failures=(("BrokenCircuitError", 880), ("HTTP 503", 20)),
+    )
+    text = takeaway(SCENARIOS["flaky"], plain, resilient)
+    assert text.startswith("ResilientClient did worse here: 10.0% success against 70.0%")
+    assert "880 of its calls (88%) never reached the upstream because its circuit breaker" in text
+
+
+def test_takeaway_says_when_nothing_changed() -> None:
+    plain = figures(PLAIN_NAME, 500, 500, 500, 1.5)
+    resilient = figures(RESILIENT_NAME, 500, 500, 500, 1.5)
+    text = takeaway(SCENARIOS["slow"], plain, resilient)
+    assert text.startswith("Both clients succeeded on about 100.0% of calls")
+    assert "Tail latency was about the same" in text
+
+
+def test_gauges_follow_the_pipeline() -> None:
+    budget, breaker = client_gauges(ResilientClient())
+    assert (budget.name, breaker.name) == ("retry budget", "circuit breaker")
+    budget.sample(0.0)
+    budget.sample(0.5)
+    assert budget.changes == [(0.0, "ok")]
+    assert client_gauges(ResilientClient(pipeline=Pipeline.builder().timeout(1.0).build())) == []
+
+
+def test_a_circuit_breaker_gets_a_gauge() -> None:
+    breaker = CircuitBreaker()
+    client = ResilientClient(pipeline=Pipeline.builder().add(breaker).build())
+    (gauge,) = client_gauges(client)
+    assert gauge.name == "circuit breaker"
+    assert gauge.read() == "closed"
+    breaker.isolate()
+    assert gauge.read() == "isolated"
