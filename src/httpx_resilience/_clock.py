@@ -33,9 +33,8 @@ class SystemClock:
 
     __slots__ = ()
 
-    def monotonic(self) -> float:
-        """Return :func:`time.monotonic`."""
-        return time.monotonic()
+    #: :func:`time.monotonic` itself: policies call it several times per call, so no wrapper.
+    monotonic = staticmethod(time.monotonic)
 
     async def sleep(self, seconds: float) -> None:
         """Sleep on the running event loop (asyncio or trio)."""

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["EVENT_NAMES", "Listener", "ResilienceEvent", "describe_outcome", "emit"]
 
 logger = logging.getLogger("httpx_resilience")
+# A library does not print: without logging configured by the application, events go nowhere.
+logger.addHandler(logging.NullHandler())
 
 #: Every event name a built-in policy emits.
 EVENT_NAMES = frozenset(

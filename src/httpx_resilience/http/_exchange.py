@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from ..context import Attempt, Context
+from ..context import Attempt, Context, ExecutionReport
 from ..errors import ResilienceError
 from ..pipeline import Pipeline
 from ._errors import as_httpx_error
@@ -28,9 +28,12 @@ async def run_exchange(
         classifier=HTTP_CLASSIFIER,
         replayable=can_replay(request, retry_non_idempotent=retry_non_idempotent),
     )
-    report = context.report
+    report = context._report = ExecutionReport(profile)
+    # What Pipeline.execute does, without its frame: this runs for every request.
+    context._call = send
+    context._listeners = pipeline._listeners
     try:
-        response = await pipeline.execute(send, context)
+        response: httpx.Response = await pipeline._chain(context)
     except ResilienceError as exc:
         raise as_httpx_error(exc, request) from exc.__cause__
     except Exception as exc:

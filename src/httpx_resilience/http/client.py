@@ -9,6 +9,7 @@ its body is read by the caller, after the pipeline has returned.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -65,11 +66,10 @@ class ResilientClient(httpx.AsyncClient):
         follow_redirects: bool | UseClientDefault = httpx.USE_CLIENT_DEFAULT,
     ) -> httpx.Response:
         """Send ``request`` through the pipeline (see :meth:`httpx.AsyncClient.send`)."""
-        send = super().send
-
-        async def exchange() -> httpx.Response:
-            return await send(request, stream=stream, auth=auth, follow_redirects=follow_redirects)
-
+        # A partial, not a closure: each try then costs no frame of ours around httpx's send.
+        exchange = functools.partial(
+            super().send, request, stream=stream, auth=auth, follow_redirects=follow_redirects
+        )
         return await run_exchange(
             self._pipeline, request, exchange, retry_non_idempotent=self._retry_non_idempotent
         )
