@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -16,17 +15,6 @@ if TYPE_CHECKING:
 __all__ = ["Attempt", "Context", "ExecutionReport", "by_origin"]
 
 _UNKNOWN: Any = object()
-_get_running_loop = asyncio._get_running_loop
-_current_task = asyncio.current_task
-
-
-def running_task(context: Context) -> asyncio.Task[Any] | None:
-    """The asyncio task running ``context``'s execution, or ``None`` on another backend."""
-    task = context._task
-    if task is _UNKNOWN:
-        loop = _get_running_loop()
-        task = context._task = None if loop is None else _current_task(loop)
-    return task  # type: ignore[no-any-return]
 
 
 class Attempt(Outcome[Any]):

@@ -153,13 +153,28 @@ class Classifier:
     failure. The HTTP layer supplies one that also treats transient status codes as failures,
     reads ``Retry-After`` and releases the connection of a response nobody will see. Policies
     built without ``handle=`` ask the classifier of the context they run in.
+
+    A subclass overrides :meth:`failed_result` and :meth:`failed_exception` (policies call them
+    directly on their hot path); :meth:`is_failure` is derived from them.
     """
 
     __slots__ = ()
 
     def is_failure(self, outcome: Outcome[Any]) -> bool:
         """Whether a policy without its own ``handle=`` should treat ``outcome`` as a failure."""
-        return isinstance(outcome.exception, Exception)
+        exc = outcome.exception
+        return self.failed_result(outcome.result) if exc is None else self.failed_exception(exc)
+
+    def failed_result(self, result: Any) -> bool:
+        """Whether a returned value is a failure (never, for a plain pipeline).
+
+        Policies call this directly on their hot path, sparing an :class:`Outcome`.
+        """
+        return False
+
+    def failed_exception(self, exc: BaseException) -> bool:
+        """Whether a raised exception is a failure (any :class:`Exception`, never cancellation)."""
+        return isinstance(exc, Exception)
 
     def retry_after(self, outcome: Outcome[Any]) -> float | None:
         """Seconds the dependency asked the caller to wait, if it said so."""

@@ -297,8 +297,8 @@ class AskingClassifier(Classifier):
     def retry_after(self, outcome: Outcome[Any]) -> float | None:
         return outcome.result if isinstance(outcome.result, float) else None
 
-    def is_failure(self, outcome: Outcome[Any]) -> bool:
-        return isinstance(outcome.result, float) or super().is_failure(outcome)
+    def failed_result(self, result: Any) -> bool:
+        return isinstance(result, float)
 
 
 async def run_asking(asked: float, **options: Any) -> tuple[Context, FakeClock, Flaky]:
@@ -386,8 +386,8 @@ async def test_failed_results_are_discarded_before_the_next_try_but_not_the_last
     discarded: list[Any] = []
 
     class Discarding(Classifier):
-        def is_failure(self, outcome: Outcome[Any]) -> bool:
-            return outcome.result == "bad"
+        def failed_result(self, result: Any) -> bool:
+            return bool(result == "bad")
 
         async def discard(self, outcome: Outcome[Any]) -> None:
             discarded.append(outcome.result)

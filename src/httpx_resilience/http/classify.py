@@ -55,13 +55,19 @@ _DISCARD_MAX_BYTES = 64 * 1024
 _DISCARD_MAX_SECONDS = 1.0
 
 
+def _transient_exception(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.TransportError):
+        return not isinstance(exc, _CALLERS_MISTAKES)
+    return isinstance(exc, TimeoutRejected)
+
+
+def _transient_result(result: Any) -> bool:
+    return getattr(result, "status_code", None) in TRANSIENT_STATUS_CODES
+
+
 def _is_transient(outcome: Outcome[Any]) -> bool:
     exc = outcome.exception
-    if exc is not None:
-        if isinstance(exc, httpx.TransportError):
-            return not isinstance(exc, _CALLERS_MISTAKES)
-        return isinstance(exc, TimeoutRejected)
-    return getattr(outcome.result, "status_code", None) in TRANSIENT_STATUS_CODES
+    return _transient_result(outcome.result) if exc is None else _transient_exception(exc)
 
 
 #: The default ``handle=`` of policies in the HTTP layer.
@@ -112,9 +118,13 @@ class HTTPClassifier(Classifier):
 
     __slots__ = ()
 
-    def is_failure(self, outcome: Outcome[Any]) -> bool:
-        """Apply :data:`transient`."""
-        return _is_transient(outcome)
+    def failed_result(self, result: Any) -> bool:
+        """A response with a transient status (408, 429, 500, 502, 503, 504)."""
+        return getattr(result, "status_code", None) in TRANSIENT_STATUS_CODES
+
+    def failed_exception(self, exc: BaseException) -> bool:
+        """A transport error (not one of the caller's own making) or an attempt timeout."""
+        return _transient_exception(exc)
 
     def retry_after(self, outcome: Outcome[Any]) -> float | None:
         """The response's ``Retry-After``, in seconds, if it has a usable one."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..pipeline import Pipeline
-from ._exchange import run_exchange
+from ._exchange import exchange_failed, finish_exchange, start_exchange
 
 if TYPE_CHECKING:
     from httpx._client import UseClientDefault
@@ -67,9 +67,22 @@ class ResilientClient(httpx.AsyncClient):
     ) -> httpx.Response:
         """Send ``request`` through the pipeline (see :meth:`httpx.AsyncClient.send`)."""
         # A partial, not a closure: each try then costs no frame of ours around httpx's send.
-        exchange = functools.partial(
-            super().send, request, stream=stream, auth=auth, follow_redirects=follow_redirects
-        )
-        return await run_exchange(
-            self._pipeline, request, exchange, retry_non_idempotent=self._retry_non_idempotent
-        )
+        if stream is False and auth is follow_redirects is httpx.USE_CLIENT_DEFAULT:
+            exchange = functools.partial(_send, self, request)  # no keywords: cheaper to build
+        else:
+            exchange = functools.partial(
+                _send, self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
+            )
+        pipeline = self._pipeline
+        context = start_exchange(pipeline, request, exchange, self._retry_non_idempotent, None)
+        try:
+            response: httpx.Response = await pipeline._chain(context)
+        except Exception as exc:
+            rejection = exchange_failed(context, exc)
+            if rejection is exc:
+                raise
+            raise rejection from exc.__cause__
+        return finish_exchange(context, response)
+
+
+_send = httpx.AsyncClient.send

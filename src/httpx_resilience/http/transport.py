@@ -17,7 +17,7 @@ import functools
 import httpx
 
 from ..pipeline import Pipeline
-from ._exchange import run_exchange
+from ._exchange import exchange_failed, finish_exchange, start_exchange
 
 __all__ = ["ResilienceTransport"]
 
@@ -57,12 +57,22 @@ class ResilienceTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through the pipeline and the wrapped transport."""
-        return await run_exchange(
-            self._pipeline,
+        pipeline = self._pipeline
+        context = start_exchange(
+            pipeline,
             request,
             functools.partial(self._transport.handle_async_request, request),
-            retry_non_idempotent=self._retry_non_idempotent,
+            self._retry_non_idempotent,
+            None,
         )
+        try:
+            response: httpx.Response = await pipeline._chain(context)
+        except Exception as exc:
+            rejection = exchange_failed(context, exc)
+            if rejection is exc:
+                raise
+            raise rejection from exc.__cause__
+        return finish_exchange(context, response)
 
     async def aclose(self) -> None:
         """Close the wrapped transport."""

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from .._clock import SYSTEM_CLOCK, Clock
 from ..context import Context
 from ..errors import BrokenCircuitError, IsolatedCircuitError
-from ..outcome import GENERIC_CLASSIFIER, Outcome
+from ..outcome import Outcome
 from ..telemetry import emit
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
 from ._validate import at_least, positive, positive_or_none, ratio
@@ -349,7 +349,12 @@ class CircuitBreaker:
         try:
             result = await next(context)
         except Exception as exc:
-            failed = self._is_failure(Outcome(exception=exc), context)
+            handle = self._handle
+            failed = (
+                context.classifier.failed_exception(exc)
+                if handle is None
+                else bool(handle(Outcome(exception=exc)))
+            )
             self._record(circuit, generation, probing, failed, start, context)
             raise
         except BaseException:
@@ -357,22 +362,18 @@ class CircuitBreaker:
             if probing and circuit.generation == generation:
                 circuit.probes -= 1
             raise
-        if self._handle is None and context.classifier is GENERIC_CLASSIFIER:
-            failed = False  # a plain pipeline fails only by raising
+        handle = self._handle
+        if handle is None:
+            failed = context.classifier.failed_result(result)
         else:
-            failed = self._is_failure(Outcome(result=result), context)
-        if failed or probing or slow_after is not None or circuit.window.failures:
+            failed = bool(handle(Outcome(result=result)))
+        window = circuit.window
+        if failed or probing or slow_after is not None or window.failures:
             self._record(circuit, generation, probing, failed, start, context)
-        else:
+        elif generation == circuit.generation:
             # The common case: a success in a closed circuit with no failures in the window.
-            window = circuit.window
-            if generation == circuit.generation:
-                window.record(self._monotonic(), False, False)
+            window.record(self._monotonic(), False, False)
         return result
-
-    def _is_failure(self, outcome: Outcome[Any], context: Context) -> bool:
-        handle = self._handle or context.classifier.is_failure
-        return bool(handle(outcome))
 
     def _admit(self, circuit: _Circuit, context: Context) -> bool:
         """Let a call through a circuit that is not closed (as a probe) or reject it."""

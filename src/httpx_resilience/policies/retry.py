@@ -22,7 +22,7 @@ import tenacity
 
 from .._clock import SYSTEM_CLOCK, Clock
 from ..context import Attempt, Context
-from ..outcome import GENERIC_CLASSIFIER, Outcome
+from ..outcome import Outcome
 from ..telemetry import emit
 from ._validate import at_least, positive
 from .budget import RetryBudget
@@ -30,6 +30,8 @@ from .budget import RetryBudget
 __all__ = ["Retry"]
 
 T = TypeVar("T")
+
+_new = object.__new__
 
 WaitStrategy = Callable[[tenacity.RetryCallState], float]
 StopStrategy = Callable[[tenacity.RetryCallState], bool]
@@ -134,10 +136,10 @@ class Retry:
     async def execute(self, next: Callable[[Context], Awaitable[T]], context: Context) -> T:
         """Run ``next``, and again after each handled failure while retrying is allowed."""
         monotonic = self._clock.monotonic
-        handle = self._handle or context.classifier.is_failure
-        # A plain pipeline fails only by raising: its results need no look.
-        check_results = self._handle is not None or context.classifier is not GENERIC_CLASSIFIER
-        attempts = context.report.attempts
+        classifier = context.classifier
+        handle = self._handle
+        report = context._report or context.report
+        attempts = report.attempts
         start = began = monotonic()
         if self._budget is not None:
             self._budget.deposit(start)
@@ -145,20 +147,31 @@ class Retry:
         state: tenacity.RetryCallState | None = None
         while True:
             context.attempt = number
+            # Each try is recorded as an Attempt built in place: a class call costs several
+            # times as much on CPython 3.11, and this runs for every call.
+            attempt: Attempt = _new(Attempt)
+            attempt.number = number
+            attempt.delay = None
+            attempt.hedged = False
             try:
-                result = await next(context)
+                attempt.result = await next(context)
             except Exception as exc:
                 ended = monotonic()
-                attempt = Attempt(number, None, exc, ended - began)
+                attempt.duration = ended - began
+                attempt.result = None
+                attempt.exception = exc
                 attempts.append(attempt)
-                if not handle(attempt):
+                if not (classifier.failed_exception(exc) if handle is None else handle(attempt)):
                     raise
             else:
                 ended = monotonic()
-                attempt = Attempt(number, result, None, ended - began)
+                attempt.duration = ended - began
+                attempt.exception = None
                 attempts.append(attempt)
-                if not check_results or not handle(attempt):
-                    return result
+                if not (
+                    classifier.failed_result(attempt.result) if handle is None else handle(attempt)
+                ):
+                    return attempt.result
             if state is None:
                 state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
                 state.start_time = start

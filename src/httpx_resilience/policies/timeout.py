@@ -35,11 +35,22 @@ _ACTIVE, _DONE, _FIRED = 0, 1, 2
 _STATE, _TASK, _DEADLINE = 0, 1, 2
 _HAS_UNCANCEL = sys.version_info >= (3, 11)
 _get_running_loop = asyncio._get_running_loop
-_current_task = asyncio.current_task
+# asyncio.current_task is written in Python on 3.11 (in C from 3.12), where all it does is read
+# this dict: read it directly, sparing a frame on every execution.
+_current_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = (
+    asyncio.tasks._current_tasks.get
+    if sys.version_info < (3, 12) and hasattr(asyncio.tasks, "_current_tasks")
+    else asyncio.current_task
+)
 
 # One guarded call is a small list, [state, task, deadline]: on the hot path a list literal
 # costs a fraction of an instance of a class.
 _Expiry = list[Any]
+
+
+def _running_asyncio_task() -> asyncio.Task[Any] | None:
+    loop = _get_running_loop()
+    return None if loop is None else _current_task(loop)
 
 
 def _fire(expiry: _Expiry) -> None:
@@ -112,62 +123,92 @@ class Timeout:
         now = self._monotonic()
         deadline = now + self._seconds
         previous = context.deadline
-        tightened = previous is not None and previous < deadline
-        if tightened:
-            deadline = previous  # type: ignore[assignment]
-        task = None
-        if self._fast:
-            # Inlined context.running_task: this is the hottest path of the library.
-            task = context._task
-            if task is _UNKNOWN:
-                loop = _get_running_loop()
-                task = context._task = None if loop is None else _current_task(loop)
-        if task is None:
-            if self._system:
-                return await self._execute_scope(next, context, now, deadline)
-            return await self._execute_watched(next, context, now, deadline)
+        task = context._task
+        if task is _UNKNOWN:
+            task = context._task = _running_asyncio_task()
+        watchdog = self._watchdog
+        if (
+            task is None
+            or not self._fast
+            or (previous is not None and previous < deadline)
+            or watchdog is None
+            or watchdog.loop is not task.get_loop()
+        ):
+            return await self._execute_other(next, context, task, now, deadline, previous)
 
-        # asyncio with the system clock.
-        handle: asyncio.TimerHandle | None = None
+        # The hot path: asyncio, the system clock, our own deadline.
+        queue = watchdog.queue
+        # Calls mostly finish in the order they started, so finished entries gather at the
+        # head; dropping them here keeps the queue about as long as the calls in flight.
+        while queue and queue[0][0]:
+            queue.popleft()
         expiry = [_ACTIVE, task, deadline]
-        if tightened:
-            # A deadline from outside is earlier than ours and out of arrival order: give it
-            # a timer of its own (this happens only late in an execution, never on a first try).
-            handle = task.get_loop().call_later(deadline - now, _fire, expiry)
-        else:
-            watchdog = self._watchdog
-            if watchdog is None or watchdog.loop is not task.get_loop():
-                watchdog = self._watchdog = _Watchdog(task.get_loop())
-            queue = watchdog.queue
-            # Calls mostly finish in the order they started, so finished entries gather at the
-            # head; dropping them here keeps the queue about as long as the calls in flight.
-            while queue and queue[0][_STATE]:
-                queue.popleft()
-            queue.append(expiry)
-            if watchdog.handle is None:
-                watchdog.arm(deadline - now)
+        queue.append(expiry)
+        if watchdog.handle is None:
+            watchdog.arm(deadline - now)
         cancelling = task.cancelling()
         context.deadline = deadline
         try:
             return await next(context)
         except asyncio.CancelledError as exc:
-            if expiry[_STATE] == _FIRED:
-                expiry[_STATE] = _DONE
+            if expiry[0] == _FIRED:
+                expiry[0] = _DONE
                 # Only ours if nobody else asked for cancellation meanwhile.
                 if task.uncancel() <= cancelling:
                     raise self._rejected(context, now, deadline) from exc
             raise
         finally:
             context.deadline = previous
-            if expiry[_STATE] == _ACTIVE:
-                expiry[_STATE] = _DONE
-                if handle is not None:
-                    handle.cancel()
-            elif expiry[_STATE] == _FIRED:
+            if expiry[0] == _ACTIVE:
+                expiry[0] = _DONE
+            elif expiry[0] == _FIRED:
                 # The call finished (or failed otherwise) although its time was up: take our
                 # cancellation request back so that it cannot hit the caller later.
-                expiry[_STATE] = _DONE
+                expiry[0] = _DONE
                 task.uncancel()
+
+    async def _execute_other(
+        self,
+        next: Callable[[Context], Awaitable[T]],
+        context: Context,
+        task: Any,  # asyncio.Task (with 3.11's uncancel()) or None
+        now: float,
+        deadline: float,
+        previous: float | None,
+    ) -> T:
+        """Everything but the hot path: another backend or clock, an earlier deadline from
+        outside, or the first call on this event loop."""
+        tightened = previous is not None and previous < deadline
+        if tightened:
+            deadline = previous  # type: ignore[assignment]
+        if task is None or not self._fast:
+            if self._system:
+                return await self._execute_scope(next, context, now, deadline)
+            return await self._execute_watched(next, context, now, deadline)
+        if not tightened:
+            self._watchdog = _Watchdog(task.get_loop())
+            return await self.execute(next, context)
+        # A deadline from outside is earlier than ours and out of arrival order: it gets a
+        # timer of its own (this happens only late in an execution, never on a first try).
+        expiry = [_ACTIVE, task, deadline]
+        handle = task.get_loop().call_later(deadline - now, _fire, expiry)
+        cancelling = task.cancelling()
+        context.deadline = deadline
+        try:
+            return await next(context)
+        except asyncio.CancelledError as exc:
+            if expiry[0] == _FIRED:
+                expiry[0] = _DONE
+                if task.uncancel() <= cancelling:
+                    raise self._rejected(context, now, deadline) from exc
+            raise
+        finally:
+            context.deadline = previous
+            if expiry[0] == _ACTIVE:
+                handle.cancel()
+            elif expiry[0] == _FIRED:
+                task.uncancel()
+            expiry[0] = _DONE
 
     async def _execute_scope(
         self, next: Callable[[Context], Awaitable[T]], context: Context, now: float, deadline: float
