@@ -13,6 +13,8 @@ from .errors import (
     ResilienceError,
     TimeoutRejected,
 )
+from .http.alternate import Alternate
+from .http.cache import ResponseCache
 from .http.client import ResilientClient
 from .http.transport import ResilienceTransport
 from .outcome import Outcome, OutcomePredicate, handle_all, handle_exceptions, handle_results
@@ -20,12 +22,15 @@ from .pipeline import Pipeline, PipelineBuilder, Policy
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
 from .policies.circuit_breaker import CircuitBreaker, CircuitState
+from .policies.fallback import Fallback, FallbackSource
+from .policies.hedging import Hedging
 from .policies.rate_limit import RateLimiter
 from .policies.retry import Retry
 from .policies.timeout import Timeout
 from .telemetry import ResilienceEvent
 
 __all__ = [
+    "Alternate",
     "Attempt",
     "BrokenCircuitError",
     "Bulkhead",
@@ -36,6 +41,9 @@ __all__ = [
     "ConfigError",
     "Context",
     "ExecutionReport",
+    "Fallback",
+    "FallbackSource",
+    "Hedging",
     "IsolatedCircuitError",
     "Outcome",
     "OutcomePredicate",
@@ -48,6 +56,7 @@ __all__ = [
     "ResilienceEvent",
     "ResilienceTransport",
     "ResilientClient",
+    "ResponseCache",
     "Retry",
     "RetryBudget",
     "SystemClock",
@@ -59,3 +68,4 @@ __all__ = [
     "handle_exceptions",
     "handle_results",
 ]
+

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["Attempt", "Context", "ExecutionReport", "by_origin"]
 
 _UNKNOWN: Any = object()
+_new = object.__new__
 
 
 class Attempt(Outcome[Any]):
@@ -76,16 +77,27 @@ class ExecutionReport:
             ``"not_replayable"``.
         fallback: Which fallback answered (``"value"``, ``"factory"``, ``"cache"``,
             ``"alternate"``), or ``None``.
+        fallback_cause: What it answered for: the failed outcome, described as events
+            describe it (``"HTTP 503"``, ``"BrokenCircuitError"``).
         from_cache: Whether the answer came from a response cache.
     """
 
-    __slots__ = ("_events", "attempts", "fallback", "from_cache", "profile", "retry_stopped")
+    __slots__ = (
+        "_events",
+        "attempts",
+        "fallback",
+        "fallback_cause",
+        "from_cache",
+        "profile",
+        "retry_stopped",
+    )
 
     def __init__(self, profile: str | None = None) -> None:
         self.attempts: list[Attempt] = []
         self.profile = profile
         self.retry_stopped: str | None = None
         self.fallback: str | None = None
+        self.fallback_cause: str | None = None
         self.from_cache = False
         self._events: list[ResilienceEvent] | None = None
 
@@ -111,7 +123,8 @@ class ExecutionReport:
         return (
             f"ExecutionReport(attempts={self.attempts!r}, events={self.events!r}, "
             f"profile={self.profile!r}, retry_stopped={self.retry_stopped!r}, "
-            f"fallback={self.fallback!r}, from_cache={self.from_cache!r})"
+            f"fallback={self.fallback!r}, fallback_cause={self.fallback_cause!r}, "
+            f"from_cache={self.from_cache!r})"
         )
 
 
@@ -186,6 +199,23 @@ class Context:
         if report is None:
             report = self._report = ExecutionReport(profile=self.operation_key)
         return report
+
+    def fork(self, attempt: int) -> Context:
+        """A context for a try running alongside others (hedging): the same request, report and
+        properties, but its own attempt number, deadline and task."""
+        forked: Context = _new(Context)
+        forked.operation_key = self.operation_key
+        forked.request = self.request
+        forked.attempt = attempt
+        forked.deadline = self.deadline
+        forked.classifier = self.classifier
+        forked.replayable = self.replayable
+        forked._properties = self.properties
+        forked._report = self.report
+        forked._task = _UNKNOWN
+        forked._call = self._call
+        forked._listeners = self._listeners
+        return forked
 
     def __repr__(self) -> str:
         return (

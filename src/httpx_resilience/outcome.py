@@ -183,6 +183,11 @@ class Classifier:
     async def discard(self, outcome: Outcome[Any]) -> None:
         """Release what a result holds (a connection, say) when no one will see it."""
 
+    def fresh(self, value: Any, context: Any) -> Any:
+        """A copy of a fallback ``value`` that may be handed to one caller (the value itself,
+        unless the place's results are single-use, as HTTP responses are)."""
+        return value
+
 
 #: The classifier of a plain (non-HTTP) pipeline.
 GENERIC_CLASSIFIER = Classifier()

@@ -17,6 +17,8 @@ from .context import Context, by_origin
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
 from .policies.circuit_breaker import CircuitBreaker
+from .policies.fallback import Fallback
+from .policies.hedging import Hedging
 from .policies.rate_limit import RateLimiter
 from .policies.retry import Retry
 from .policies.timeout import Timeout
@@ -124,6 +126,17 @@ class Pipeline:
         result: T = await self._chain(context)
         return result
 
+    async def aclose(self) -> None:
+        """Release what the policies hold (the connections of a fallback's alternate).
+
+        The HTTP client and transport call it when they are closed. The pipeline stays usable:
+        what it needs again is reopened on demand.
+        """
+        for policy in self._policies:
+            close = getattr(policy, "aclose", None)
+            if close is not None:
+                await close()
+
     def wrap(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         """Decorate an async function so that every call runs through the pipeline."""
 
@@ -174,6 +187,8 @@ class PipelineBuilder:
     circuit_breaker = _shorthand(CircuitBreaker)
     bulkhead = _shorthand(Bulkhead)
     rate_limit = _shorthand(RateLimiter)
+    fallback = _shorthand(Fallback)
+    hedging = _shorthand(Hedging)
 
     @property
     def policies(self) -> Sequence[Policy]:

@@ -33,7 +33,7 @@ def start_exchange(
     report: ExecutionReport = _new(ExecutionReport)
     report.attempts = []
     report.profile = profile
-    report.retry_stopped = report.fallback = report._events = None
+    report.retry_stopped = report.fallback = report.fallback_cause = report._events = None
     report.from_cache = False
     context: Context = _new(Context)
     context.operation_key = profile

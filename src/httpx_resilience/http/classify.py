@@ -134,6 +134,23 @@ class HTTPClassifier(Classifier):
         value = response.headers.get("retry-after")
         return None if value is None else parse_retry_after(value)
 
+    def fresh(self, value: Any, context: Any) -> Any:
+        """A response of its own for each caller, when a fallback value is a response."""
+        if not isinstance(value, httpx.Response):
+            return value
+        # The body is copied decoded: the encoding and length the server sent no longer apply.
+        headers = [
+            (name, v)
+            for name, v in value.headers.raw
+            if name.lower() not in (b"content-encoding", b"content-length")
+        ]
+        return httpx.Response(
+            value.status_code,
+            headers=headers,
+            content=value.content,
+            request=getattr(context, "request", None),
+        )
+
     async def discard(self, outcome: Outcome[Any]) -> None:
         """Read what is left of the body (a little, briefly) and close the response.
 

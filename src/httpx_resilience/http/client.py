@@ -18,6 +18,8 @@ from ..pipeline import Pipeline
 from ._exchange import exchange_failed, finish_exchange, start_exchange
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from httpx._client import UseClientDefault
     from httpx._types import AuthTypes
 
@@ -56,6 +58,26 @@ class ResilientClient(httpx.AsyncClient):
     def pipeline(self) -> Pipeline:
         """The pipeline requests run through."""
         return self._pipeline
+
+    async def aclose(self) -> None:
+        """Close the client, and the connections its pipeline holds (see
+        :meth:`Pipeline.aclose <httpx_resilience.Pipeline.aclose>`)."""
+        try:
+            await super().aclose()
+        finally:
+            await self._pipeline.aclose()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        # httpx's own __aexit__ closes the transports without calling aclose().
+        try:
+            await super().__aexit__(exc_type, exc_value, traceback)
+        finally:
+            await self._pipeline.aclose()
 
     async def send(
         self,

@@ -75,5 +75,8 @@ class ResilienceTransport(httpx.AsyncBaseTransport):
         return finish_exchange(context, response)
 
     async def aclose(self) -> None:
-        """Close the wrapped transport."""
-        await self._transport.aclose()
+        """Close the wrapped transport, and the connections the pipeline holds."""
+        try:
+            await self._transport.aclose()
+        finally:
+            await self._pipeline.aclose()

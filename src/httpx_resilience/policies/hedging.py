@@ -1,0 +1,182 @@
+"""Hedging: when an answer is slow to come, race a second try against the first.
+
+Tail latency usually comes from one slow server, one lost packet, one long pause, not from the
+request itself. Hedging starts the call, and if no answer has come after ``delay`` seconds starts
+another in parallel (up to ``max_hedged_attempts`` more). The first acceptable outcome wins; the
+other tries are cancelled and whatever they returned is released (their responses closed). A
+try that fails with a handled failure starts the next hedge at once instead of waiting.
+
+Only calls that may run more than once are hedged (``context.replayable``: in the HTTP layer,
+idempotent requests). With ``budget=`` (share the retry policy's
+:class:`~httpx_resilience.RetryBudget`), each hedge spends a retry from it, as gRPC's hedging
+does, so that hedging cannot multiply the load on a struggling dependency.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+
+from .._clock import SYSTEM_CLOCK, Clock, wait_for_event
+from ..context import Attempt, Context
+from ..outcome import Outcome
+from ..telemetry import emit
+from ._validate import at_least, positive
+from .budget import RetryBudget
+
+__all__ = ["Hedging"]
+
+T = TypeVar("T")
+
+
+class Hedging:
+    """Start parallel tries when the first is slow; the first acceptable outcome wins.
+
+    Args:
+        max_hedged_attempts: Tries started in addition to the first (1 to 10).
+        delay: Seconds to wait for an answer before starting the next try: a number, or a
+            function of the :class:`~httpx_resilience.Context` returning one (to hedge at a
+            latency percentile you measure). 0 starts every try at once.
+        handle: Which outcomes are failures that start the next try at once. Default: the
+            place's classifier.
+        budget: A :class:`~httpx_resilience.RetryBudget` each hedge must take a retry from.
+        clock: The clock to wait with (default: the system clock).
+    """
+
+    __slots__ = ("_budget", "_clock", "_delay", "_handle", "_max_hedged_attempts")
+
+    def __init__(
+        self,
+        *,
+        max_hedged_attempts: int = 1,
+        delay: float | Callable[[Context], float] = 2.0,
+        handle: Callable[[Outcome[Any]], bool] | None = None,
+        budget: RetryBudget | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._max_hedged_attempts = at_least(
+            "Hedging", "max_hedged_attempts", max_hedged_attempts, 1
+        )
+        if self._max_hedged_attempts > 10:
+            raise ValueError(
+                f"Hedging: max_hedged_attempts must be at most 10, got {max_hedged_attempts!r}"
+            )
+        if not callable(delay):
+            delay = positive("Hedging", "delay", delay, allow_zero=True)
+        self._delay = delay
+        if handle is not None and not callable(handle):
+            raise ValueError(f"Hedging: handle must be a predicate over outcomes, got {handle!r}")
+        if budget is not None and not isinstance(budget, RetryBudget):
+            raise ValueError(f"Hedging: budget must be a RetryBudget or None, got {budget!r}")
+        self._handle = handle
+        self._budget = budget
+        self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+
+    def __repr__(self) -> str:
+        return f"Hedging(max_hedged_attempts={self._max_hedged_attempts}, delay={self._delay!r})"
+
+    def _delay_for(self, context: Context) -> float:
+        if not callable(self._delay):
+            return self._delay
+        delay = self._delay(context)
+        if not isinstance(delay, (int, float)) or not math.isfinite(delay) or delay < 0:
+            raise ValueError(f"Hedging: delay() must return a number >= 0, got {delay!r}")
+        return float(delay)
+
+    def _failed(self, attempt: Attempt, context: Context) -> bool:
+        if self._handle is not None:
+            return bool(self._handle(attempt))
+        exc = attempt.exception
+        if exc is not None:
+            return context.classifier.failed_exception(exc)
+        return context.classifier.failed_result(attempt.result)
+
+    async def execute(self, next: Callable[[Context], Awaitable[T]], context: Context) -> T:
+        """Run ``next``, racing hedged tries against it while it is slow or failing."""
+        if not context.replayable:
+            return await next(context)
+        clock = self._clock
+        report = context.report
+        if self._budget is not None:
+            self._budget.deposit(clock.monotonic())
+        delay = self._delay_for(context)
+        done: list[Attempt] = []
+        arrived = anyio.Event()
+        running = started = 0
+        winner: Attempt | None = None
+        last_failure: Attempt | None = None
+
+        async def run(attempt: Attempt) -> None:
+            nonlocal running, arrived
+            began = clock.monotonic()
+            try:
+                attempt.result = await next(context.fork(attempt.number))
+            except Exception as exc:
+                attempt.exception = exc
+            except BaseException as exc:  # cancelled: it lost, or the caller gave up
+                attempt.exception = exc
+                attempt.duration = clock.monotonic() - began
+                running -= 1
+                raise
+            attempt.duration = clock.monotonic() - began
+            running -= 1
+            done.append(attempt)
+            arrived.set()
+
+        async with anyio.create_task_group() as tries:
+
+            def start(reason: str | None) -> bool:
+                nonlocal running, started
+                number = started
+                if reason is not None:
+                    now = clock.monotonic()
+                    if number > self._max_hedged_attempts:
+                        return False
+                    if self._budget is not None and not self._budget.try_withdraw(now):
+                        emit(context, "budget_exhausted", "hedging", timestamp=now)
+                        return False
+                    emit(context, "hedge", "hedging", timestamp=now, reason=reason)
+                attempt = Attempt(number, hedged=reason is not None)
+                report.attempts.append(attempt)
+                started += 1
+                running += 1
+                tries.start_soon(run, attempt)
+                return True
+
+            start(None)
+            may_hedge = True
+            while winner is None:
+                if not done:
+                    timeout = delay if may_hedge else None
+                    if not await wait_for_event(arrived, timeout, clock):
+                        may_hedge = start("delay")
+                        continue
+                    arrived = anyio.Event()
+                while done and winner is None:
+                    attempt = done.pop(0)
+                    if not self._failed(attempt, context):
+                        winner = attempt
+                    else:
+                        if last_failure is not None:
+                            await context.classifier.discard(last_failure)
+                        last_failure = attempt
+                if winner is not None:
+                    break
+                if may_hedge:
+                    may_hedge = start("failure")
+                    if may_hedge:
+                        continue
+                if running == 0:
+                    break
+            tries.cancel_scope.cancel()
+        # Tries that finished after the race was decided: nobody will see their results.
+        for attempt in done:
+            await context.classifier.discard(attempt)
+        outcome = winner if winner is not None else last_failure
+        assert outcome is not None
+        if winner is not None and last_failure is not None:
+            await context.classifier.discard(last_failure)
+        return outcome.unwrap()  # type: ignore[no-any-return]
