@@ -27,6 +27,7 @@ from .policies.hedging import Hedging
 from .policies.rate_limit import RateLimiter
 from .policies.retry import Retry
 from .policies.timeout import Timeout
+from .profiles import Profile, Registry
 from .telemetry import ResilienceEvent
 
 __all__ = [
@@ -50,8 +51,10 @@ __all__ = [
     "Pipeline",
     "PipelineBuilder",
     "Policy",
+    "Profile",
     "RateLimitRejected",
     "RateLimiter",
+    "Registry",
     "ResilienceError",
     "ResilienceEvent",
     "ResilienceTransport",
@@ -68,4 +71,3 @@ __all__ = [
     "handle_exceptions",
     "handle_results",
 ]
-

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import _demo
+from . import _check, _demo
 from ._version import __version__
 
 __all__ = ["build_parser", "main"]
@@ -34,6 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _demo.add_arguments(demo)
     demo.set_defaults(run=_demo.command)
+
+    check = commands.add_parser(
+        "check",
+        help="validate a profiles file and print every profile's effective settings",
+        description=_check.__doc__.split("\n\n")[1] if _check.__doc__ else None,
+    )
+    _check.add_arguments(check)
+    check.set_defaults(run=_check.command)
     return parser
 
 

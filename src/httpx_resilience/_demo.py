@@ -32,6 +32,7 @@ import anyio
 import httpx
 
 from ._loopback import LoopbackServer, ReceivedRequest, Reply
+from ._text import plain_table
 from .context import ExecutionReport
 from .errors import BrokenCircuitError, BulkheadRejected, IsolatedCircuitError, RateLimitRejected
 from .http.client import ResilientClient
@@ -686,16 +687,6 @@ class Display(Protocol):
         """Show the summary (``None`` when the run was interrupted) and release the output."""
 
 
-def _plain_table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
-        lines.append("  ".join(cells).rstrip())
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
-
-
 class PlainDisplay:
     """Progress lines once a second, then a plain-text table."""
 
@@ -734,7 +725,7 @@ class PlainDisplay:
             return
         self._print()
         self._print(f"Summary after {summary.elapsed:.1f} s:")
-        self._print(_plain_table(table_rows(summary.clients, end=summary.elapsed)))
+        self._print(plain_table(table_rows(summary.clients, end=summary.elapsed)))
         self._print()
         self._print(summary.takeaway)
 

@@ -146,6 +146,19 @@ class Pipeline:
 
         return wrapper
 
+    def describe(self) -> dict[str, Any]:
+        """The pipeline's policies, outermost first, with their configuration and live state
+        (circuit states, bulkhead occupancy, tokens, budget balance), as plain data for a
+        health endpoint. A policy without ``describe()`` is listed by its ``repr``."""
+        policies: list[dict[str, Any]] = []
+        for policy in self._policies:
+            describe = getattr(policy, "describe", None)
+            if callable(describe):
+                policies.append(describe())
+            else:
+                policies.append({"policy": repr(policy), "options": {}, "state": {}})
+        return {"policies": policies}
+
     def __repr__(self) -> str:
         return f"Pipeline({list(self._policies)!r})"
 

@@ -4,6 +4,11 @@
 (``Pipeline.builder(clock=...)``): time only moves when something sleeps on it, and then jumps
 straight to the next wake-up, so a test of a 30-second retry schedule runs in microseconds and
 every time it reads is exact.
+
+:class:`LoopbackServer` is a real HTTP/1.1 server on 127.0.0.1 whose answers you script with
+:class:`Reply`: late answers, trickled bodies, connection resets in the middle of a body, servers
+that never answer, bodies that never end. What a mocked transport cannot do, for testing your
+client's configuration against the failures it is meant to survive.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import itertools
 import anyio
 import anyio.lowlevel
 
-__all__ = ["FakeClock"]
+from ._loopback import LoopbackServer, ReceivedRequest, Reply
+
+__all__ = ["FakeClock", "LoopbackServer", "ReceivedRequest", "Reply"]
 
 # Checkpoints a sleeper lets pass without anything happening before it concludes that every
 # other task is waiting too, and jumps time forward.

@@ -1,18 +1,98 @@
-"""One HTTP exchange run through a pipeline: what the transport and the client share."""
+"""One HTTP exchange run through a pipeline: what the transport and the client share.
+
+:class:`Dispatch` picks the pipeline of each request: the one pipeline given, or the profile a
+:class:`~httpx_resilience.Registry` routes the request to.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
 
 from ..context import _UNKNOWN, Attempt, Context, ExecutionReport
 from ..errors import ResilienceError
 from ..pipeline import Pipeline
+from ..profiles import Registry
 from ._errors import as_httpx_error
 from .classify import HTTP_CLASSIFIER, IDEMPOTENT_METHODS, can_replay
 
 _new = object.__new__
+
+
+class Dispatch:
+    """The pipeline (or the profiles) of a client or transport, and how it picks one per
+    request."""
+
+    __slots__ = ("_pipeline", "_registry", "_retry_non_idempotent", "_routes")
+
+    def __init__(
+        self,
+        owner: str,
+        pipeline: Pipeline | None,
+        profiles: Registry | str | os.PathLike[str] | None,
+        routes: Mapping[str, str] | None,
+        retry_non_idempotent: bool,
+    ) -> None:
+        if pipeline is not None and profiles is not None:
+            raise TypeError(f"{owner}: give a pipeline or profiles, not both")
+        if pipeline is not None and not isinstance(pipeline, Pipeline):
+            raise TypeError(f"{owner}: pipeline must be a Pipeline, got {pipeline!r}")
+        if isinstance(profiles, (str, os.PathLike)):
+            profiles = Registry.from_toml(profiles)
+        if profiles is not None and not isinstance(profiles, Registry):
+            raise TypeError(
+                f"{owner}: profiles must be a Registry or the path of a TOML file, got {profiles!r}"
+            )
+        if routes is not None and profiles is None:
+            raise TypeError(f"{owner}: routes need profiles to route to")
+        self._registry = profiles
+        self._pipeline = (
+            pipeline if pipeline is not None or profiles is not None else Pipeline.standard()
+        )
+        self._routes = tuple((routes or {}).items())
+        if profiles is not None:
+            for _pattern, name in self._routes:
+                profiles.profile(name)  # an unknown name is an error now, not per request
+        self._retry_non_idempotent = retry_non_idempotent
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The one pipeline, or the default profile's."""
+        if self._pipeline is not None:
+            return self._pipeline
+        assert self._registry is not None
+        return self._registry.get("default")
+
+    @property
+    def registry(self) -> Registry | None:
+        """The profiles, if requests are routed to them."""
+        return self._registry
+
+    def start(
+        self, request: httpx.Request, send: Callable[[], Awaitable[httpx.Response]]
+    ) -> tuple[Pipeline, Context]:
+        """The pipeline for ``request``, and the context of its exchange."""
+        registry = self._registry
+        if registry is None:
+            pipeline = self._pipeline
+            assert pipeline is not None
+            return pipeline, start_exchange(
+                pipeline, request, send, self._retry_non_idempotent, None
+            )
+        # An unknown profile named by the request is an error before anything is sent.
+        profile = registry.route(request, self._routes)
+        pipeline = registry.get(profile)
+        retry = self._retry_non_idempotent or registry.retry_non_idempotent(profile)
+        return pipeline, start_exchange(pipeline, request, send, retry, profile)
+
+    async def aclose(self) -> None:
+        """Release what the pipelines hold."""
+        if self._registry is not None:
+            await self._registry.aclose()
+        elif self._pipeline is not None:
+            await self._pipeline.aclose()
 
 
 def start_exchange(

@@ -10,12 +10,15 @@ its body is read by the caller, after the pipeline has returned.
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ..pipeline import Pipeline
-from ._exchange import exchange_failed, finish_exchange, start_exchange
+from ..profiles import Registry
+from ._exchange import Dispatch, exchange_failed, finish_exchange
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -32,6 +35,14 @@ class ResilientClient(httpx.AsyncClient):
     Args:
         pipeline: The pipeline (default: :meth:`Pipeline.standard()
             <httpx_resilience.Pipeline.standard>`, one per client).
+        profiles: Named profiles instead of one pipeline: a
+            :class:`~httpx_resilience.Registry`, or the path of a TOML file to load one from.
+            Each request runs through the pipeline of its profile: the one its
+            ``extensions={"resilience.profile": name}`` names, else the first matching route,
+            else ``"default"``.
+        routes: Routes tried before the registry's own (``{"api.payments.example":
+            "payments", "*.internal.example": "internal", "https://search.example/v2/":
+            "search"}``).
         retry_non_idempotent: Retry POST and PATCH requests even without an ``Idempotency-Key``
             header. Only for endpoints you know to be safe to repeat.
         **httpx_kwargs: Everything :class:`httpx.AsyncClient` takes (``base_url``, ``timeout``,
@@ -45,27 +56,33 @@ class ResilientClient(httpx.AsyncClient):
         self,
         *,
         pipeline: Pipeline | None = None,
+        profiles: Registry | str | os.PathLike[str] | None = None,
+        routes: Mapping[str, str] | None = None,
         retry_non_idempotent: bool = False,
         **httpx_kwargs: Any,
     ) -> None:
-        if pipeline is not None and not isinstance(pipeline, Pipeline):
-            raise TypeError(f"ResilientClient: pipeline must be a Pipeline, got {pipeline!r}")
+        self._dispatch = Dispatch(
+            "ResilientClient", pipeline, profiles, routes, retry_non_idempotent
+        )
         super().__init__(**httpx_kwargs)
-        self._pipeline = pipeline if pipeline is not None else Pipeline.standard()
-        self._retry_non_idempotent = retry_non_idempotent
 
     @property
     def pipeline(self) -> Pipeline:
-        """The pipeline requests run through."""
-        return self._pipeline
+        """The pipeline requests run through (with profiles: the default profile's)."""
+        return self._dispatch.pipeline
+
+    @property
+    def profiles(self) -> Registry | None:
+        """The profiles requests are routed to, if any."""
+        return self._dispatch.registry
 
     async def aclose(self) -> None:
-        """Close the client, and the connections its pipeline holds (see
+        """Close the client, and the connections its pipelines hold (see
         :meth:`Pipeline.aclose <httpx_resilience.Pipeline.aclose>`)."""
         try:
             await super().aclose()
         finally:
-            await self._pipeline.aclose()
+            await self._dispatch.aclose()
 
     async def __aexit__(
         self,
@@ -77,7 +94,7 @@ class ResilientClient(httpx.AsyncClient):
         try:
             await super().__aexit__(exc_type, exc_value, traceback)
         finally:
-            await self._pipeline.aclose()
+            await self._dispatch.aclose()
 
     async def send(
         self,
@@ -95,8 +112,7 @@ class ResilientClient(httpx.AsyncClient):
             exchange = functools.partial(
                 _send, self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
             )
-        pipeline = self._pipeline
-        context = start_exchange(pipeline, request, exchange, self._retry_non_idempotent, None)
+        pipeline, context = self._dispatch.start(request, exchange)
         try:
             response: httpx.Response = await pipeline._chain(context)
         except Exception as exc:

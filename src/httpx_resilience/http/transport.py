@@ -13,11 +13,14 @@ covers the whole exchange, body included, for requests that are not streamed.
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Mapping
 
 import httpx
 
 from ..pipeline import Pipeline
-from ._exchange import exchange_failed, finish_exchange, start_exchange
+from ..profiles import Registry
+from ._exchange import Dispatch, exchange_failed, finish_exchange
 
 __all__ = ["ResilienceTransport"]
 
@@ -27,9 +30,12 @@ class ResilienceTransport(httpx.AsyncBaseTransport):
 
     Args:
         pipeline: The pipeline to run each request through (default:
-            :meth:`Pipeline.standard() <httpx_resilience.Pipeline.standard>`).
+            :meth:`Pipeline.standard() <httpx_resilience.Pipeline.standard>`), or named profiles
+            (a :class:`~httpx_resilience.Registry`, or the path of a TOML file) to route each
+            request to, as :class:`~httpx_resilience.ResilientClient` does.
         transport: The transport that sends requests (default: a new
             :class:`httpx.AsyncHTTPTransport`).
+        routes: Routes tried before the registry's own, with profiles.
         retry_non_idempotent: Retry POST and PATCH requests even without an ``Idempotency-Key``
             header. Only for endpoints you know to be safe to repeat.
 
@@ -39,32 +45,34 @@ class ResilienceTransport(httpx.AsyncBaseTransport):
 
     def __init__(
         self,
-        pipeline: Pipeline | None = None,
+        pipeline: Pipeline | Registry | str | os.PathLike[str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         *,
+        routes: Mapping[str, str] | None = None,
         retry_non_idempotent: bool = False,
     ) -> None:
-        if pipeline is not None and not isinstance(pipeline, Pipeline):
-            raise TypeError(f"ResilienceTransport: pipeline must be a Pipeline, got {pipeline!r}")
-        self._pipeline = pipeline if pipeline is not None else Pipeline.standard()
+        profiles = None
+        if isinstance(pipeline, (Registry, str, os.PathLike)):
+            pipeline, profiles = None, pipeline
+        self._dispatch = Dispatch(
+            "ResilienceTransport", pipeline, profiles, routes, retry_non_idempotent
+        )
         self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
-        self._retry_non_idempotent = retry_non_idempotent
 
     @property
     def pipeline(self) -> Pipeline:
-        """The pipeline requests run through."""
-        return self._pipeline
+        """The pipeline requests run through (with profiles: the default profile's)."""
+        return self._dispatch.pipeline
+
+    @property
+    def profiles(self) -> Registry | None:
+        """The profiles requests are routed to, if any."""
+        return self._dispatch.registry
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through the pipeline and the wrapped transport."""
-        pipeline = self._pipeline
-        context = start_exchange(
-            pipeline,
-            request,
-            functools.partial(self._transport.handle_async_request, request),
-            self._retry_non_idempotent,
-            None,
-        )
+        send = functools.partial(self._transport.handle_async_request, request)
+        pipeline, context = self._dispatch.start(request, send)
         try:
             response: httpx.Response = await pipeline._chain(context)
         except Exception as exc:
@@ -75,8 +83,8 @@ class ResilienceTransport(httpx.AsyncBaseTransport):
         return finish_exchange(context, response)
 
     async def aclose(self) -> None:
-        """Close the wrapped transport, and the connections the pipeline holds."""
+        """Close the wrapped transport, and the connections the pipelines hold."""
         try:
             await self._transport.aclose()
         finally:
-            await self._pipeline.aclose()
+            await self._dispatch.aclose()

@@ -13,6 +13,7 @@ so a healthy service retries its occasional failure freely, while a dead depende
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ._validate import positive, ratio
 
@@ -76,6 +77,15 @@ class RetryBudget:
     def ttl(self) -> float:
         """Length of the sliding window, in seconds."""
         return self._ttl
+
+    def describe(self, now: float) -> dict[str, Any]:
+        """The budget's configuration and the retries it allows at ``now``, as plain data."""
+        return {
+            "ratio": self._ratio,
+            "min_per_second": self._min_per_second,
+            "ttl": self._ttl,
+            "balance": self.balance(now),
+        }
 
     def __repr__(self) -> str:
         return (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 
@@ -95,6 +95,29 @@ class Bulkhead:
         self._partitions: Partitions[_Compartment] = Partitions(
             "Bulkhead", _Compartment, max_partitions
         )
+
+    def describe(self) -> dict[str, Any]:
+        """The bulkhead's configuration and occupancy, as plain data."""
+        if self._key is None:
+            occupancy = {"": self.occupancy()}
+        else:
+            occupancy = {k: (c.active, len(c.waiters)) for k, c in self._partitions.items()}
+        return {
+            "policy": "bulkhead",
+            "options": {
+                "max_concurrent": self._max_concurrent,
+                "max_queue": self._max_queue,
+                "queue_timeout": self._queue_timeout,
+                "key": None if self._key is None else getattr(self._key, "__qualname__", "key"),
+                "max_partitions": self._partitions.max_partitions,
+            },
+            "state": {
+                "partitions": {
+                    k: {"active": active, "queued": queued}
+                    for k, (active, queued) in occupancy.items()
+                }
+            },
+        }
 
     def __repr__(self) -> str:
         return (

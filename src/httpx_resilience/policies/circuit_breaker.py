@@ -173,6 +173,10 @@ class _Circuit:
         self.generation = 0
 
 
+def _name_of(fn: object) -> str:
+    return str(getattr(fn, "__qualname__", None) or repr(fn))
+
+
 class CircuitBreaker:
     """Reject calls at once while a dependency keeps failing.
 
@@ -288,6 +292,34 @@ class CircuitBreaker:
             else _CountWindow(self._window_size)
         )
         return _Circuit(key, window, _ISOLATED if self._isolated else _CLOSED)
+
+    def describe(self) -> dict[str, Any]:
+        """The breaker's configuration and the state of its circuits, as plain data."""
+        partitioned = self._key is not None
+        return {
+            "policy": "circuit_breaker",
+            "options": {
+                "failure_ratio": self._failure_ratio,
+                "minimum_throughput": self._minimum_throughput,
+                "sampling_duration": self._sampling_duration,
+                "window": self._window,
+                "window_size": self._window_size,
+                "break_duration": self._break_duration,
+                "break_duration_max": self._break_duration_max,
+                "half_open_max_calls": self._half_open_max_calls,
+                "slow_call_duration": self._slow_call_duration,
+                "slow_call_ratio": self._slow_call_ratio,
+                "handle": None if self._handle is None else repr(self._handle),
+                "key": None if self._key is None else _name_of(self._key),
+                "max_partitions": self._partitions.max_partitions,
+            },
+            "state": {
+                "isolated": self._isolated,
+                "partitions": {k: str(v) for k, v in self.partitions().items()}
+                if partitioned
+                else {"": str(self.state)},
+            },
+        }
 
     def __repr__(self) -> str:
         return (

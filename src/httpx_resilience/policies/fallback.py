@@ -157,6 +157,17 @@ class Fallback:
         """The sources, in the order they are asked."""
         return self._sources
 
+    def describe(self) -> dict[str, Any]:
+        """The fallback's sources, in order, as plain data."""
+        return {
+            "policy": "fallback",
+            "options": {
+                "sources": [s.name for s in self._sources],
+                "handle": None if self._handle is None else repr(self._handle),
+            },
+            "state": {},
+        }
+
     def __repr__(self) -> str:
         return f"Fallback(sources={[s.name for s in self._sources]!r})"
 

@@ -75,6 +75,26 @@ class Hedging:
         self._budget = budget
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
 
+    def describe(self) -> dict[str, Any]:
+        """The hedging configuration, as plain data."""
+        delay = self._delay
+        return {
+            "policy": "hedging",
+            "options": {
+                "max_hedged_attempts": self._max_hedged_attempts,
+                "delay": delay if not callable(delay) else getattr(delay, "__qualname__", "delay"),
+                "handle": None if self._handle is None else repr(self._handle),
+                "budget": None
+                if self._budget is None
+                else {
+                    "ratio": self._budget.ratio,
+                    "min_per_second": self._budget.min_per_second,
+                    "ttl": self._budget.ttl,
+                },
+            },
+            "state": {},
+        }
+
     def __repr__(self) -> str:
         return f"Hedging(max_hedged_attempts={self._max_hedged_attempts}, delay={self._delay!r})"
 
@@ -130,16 +150,16 @@ class Hedging:
 
             def start(reason: str | None) -> bool:
                 nonlocal running, started
-                number = started
                 if reason is not None:
                     now = clock.monotonic()
-                    if number > self._max_hedged_attempts:
+                    if started > self._max_hedged_attempts:
                         return False
                     if self._budget is not None and not self._budget.try_withdraw(now):
                         emit(context, "budget_exhausted", "hedging", timestamp=now)
                         return False
                     emit(context, "hedge", "hedging", timestamp=now, reason=reason)
-                attempt = Attempt(number, hedged=reason is not None)
+                # Numbered after the tries already reported (a retry around may have made some).
+                attempt = Attempt(len(report.attempts), hedged=reason is not None)
                 report.attempts.append(attempt)
                 started += 1
                 running += 1

@@ -39,6 +39,15 @@ StopStrategy = Callable[[tenacity.RetryCallState], bool]
 _UNSET: Any = object()
 
 
+def _strategy_name(strategy: object) -> str:
+    """A tenacity strategy as ``wait_random_exponential(multiplier=0.2, max=10.0)``."""
+    fields = getattr(strategy, "__dict__", {})
+    if not fields:
+        return getattr(strategy, "__qualname__", type(strategy).__name__)
+    arguments = ", ".join(f"{k}={v!r}" for k, v in fields.items() if not k.startswith("_"))
+    return f"{type(strategy).__name__}({arguments})"
+
+
 class Retry:
     """Retry handled failures with backoff.
 
@@ -130,6 +139,33 @@ class Retry:
         """The shared retry budget, if any."""
         return self._budget
 
+    def describe(self) -> dict[str, Any]:
+        """The retry's configuration (and its budget's balance), as plain data."""
+        budget = self._budget
+        return {
+            "policy": "retry",
+            "options": {
+                "max_attempts": self._max_attempts,
+                "backoff": _strategy_name(self._backoff),
+                "base_delay": self._base_delay,
+                "max_delay": self._max_delay,
+                "stop": None if self._stop is None else _strategy_name(self._stop),
+                "handle": None if self._handle is None else repr(self._handle),
+                "respect_retry_after": self._respect_retry_after,
+                "max_retry_after": self._max_retry_after,
+                "budget": None
+                if budget is None
+                else {
+                    "ratio": budget.ratio,
+                    "min_per_second": budget.min_per_second,
+                    "ttl": budget.ttl,
+                },
+            },
+            "state": {}
+            if budget is None
+            else {"budget_balance": budget.balance(self._clock.monotonic())},
+        }
+
     def __repr__(self) -> str:
         return f"Retry(max_attempts={self._max_attempts!r}, budget={self._budget!r})"
 
@@ -153,6 +189,9 @@ class Retry:
             attempt.number = number
             attempt.delay = None
             attempt.hedged = False
+            # A policy inside that makes tries of its own (hedging) records them instead: the
+            # report lists calls of the dependency, not tries of the rest of the pipeline.
+            recorded = len(attempts)
             try:
                 attempt.result = await next(context)
             except Exception as exc:
@@ -160,14 +199,16 @@ class Retry:
                 attempt.duration = ended - began
                 attempt.result = None
                 attempt.exception = exc
-                attempts.append(attempt)
+                if len(attempts) == recorded:
+                    attempts.append(attempt)
                 if not (classifier.failed_exception(exc) if handle is None else handle(attempt)):
                     raise
             else:
                 ended = monotonic()
                 attempt.duration = ended - began
                 attempt.exception = None
-                attempts.append(attempt)
+                if len(attempts) == recorded:
+                    attempts.append(attempt)
                 if not (
                     classifier.failed_result(attempt.result) if handle is None else handle(attempt)
                 ):
@@ -178,7 +219,7 @@ class Retry:
             delay = self._next_delay(context, state, attempt, ended)
             if delay is None:
                 return cast(T, attempt.unwrap())
-            attempt.delay = delay
+            attempts[-1].delay = delay
             emit(
                 context,
                 "retry",

@@ -115,6 +115,10 @@ class Timeout:
         """The timeout, in seconds."""
         return self._seconds
 
+    def describe(self) -> dict[str, Any]:
+        """The timeout's configuration, as plain data."""
+        return {"policy": "timeout", "options": {"seconds": self._seconds}, "state": {}}
+
     def __repr__(self) -> str:
         return f"Timeout(seconds={self._seconds:g})"
 

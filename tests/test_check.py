@@ -1,0 +1,83 @@
+"""``python -m httpx_resilience check``: good and bad files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from httpx_resilience.__main__ import main
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "profiles.toml"
+
+
+def test_a_good_file_prints_every_profiles_effective_settings(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPX_RESILIENCE__PAYMENTS__RETRY__MAX_ATTEMPTS", "7")
+    assert main(["check", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0].split()
+    assert header == ["setting", "default", "payments", "search", "internal"]
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[2:] if line.strip()}
+    assert rows["total_timeout"] == ["30", "15", "30", "30"]
+    assert rows["retry.max_attempts"] == ["3", "7", "2", "3"]  # the environment applied
+    assert rows["circuit_breaker"] == ["on", "on", "on", "off"]
+    assert rows["bulkhead.max_concurrent"] == ["20"]  # only payments has one
+    assert "*.internal.example" in out
+    assert "https://search.example/v2/" in out
+
+
+def test_a_file_without_a_default_profile_shows_the_built_in_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text("[profiles.api]\ntotal_timeout = 2.0\n")
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "default (built in)" in out
+    assert "no routes" in out
+
+
+def test_a_bad_file_lists_every_problem_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        "[profiles.payments]\n"
+        "retry = { max_attempts = -2 }\n"
+        "bulkhead = { max_concurent = 5 }\n"
+        "[routes]\n"
+        '"api.example" = "paymnets"\n'
+    )
+    assert main(["check", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert lines[0] == f"{path}: 4 problems"
+    assert lines[1:] == [
+        f"  {path}: profiles.payments.retry.max_attempts: expected an integer >= 1, got -2",
+        f"  {path}: profiles.payments.bulkhead.max_concurent: unknown key; "
+        "did you mean 'max_concurrent'?",
+        f"  {path}: profiles.payments.bulkhead.max_concurrent: required",
+        f"  {path}: routes.'api.example': no profile named 'paymnets'",
+    ]
+
+
+def test_a_missing_file_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(tmp_path / "nope.toml")]) == 1
+    assert "cannot be read" in capsys.readouterr().err
+
+
+def test_the_command_line_runs_as_a_module() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "httpx_resilience", "check", str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "payments" in result.stdout
