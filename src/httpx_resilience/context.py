@@ -6,11 +6,12 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .outcome import GENERIC_CLASSIFIER, Classifier, Outcome
+from .telemetry import NO_TELEMETRY, Telemetry
 
 if TYPE_CHECKING:
     import httpx
 
-    from .telemetry import Listener, ResilienceEvent
+    from .telemetry import ResilienceEvent
 
 __all__ = ["Attempt", "Context", "ExecutionReport", "by_origin"]
 
@@ -148,10 +149,10 @@ class Context:
 
     __slots__ = (
         "_call",
-        "_listeners",
         "_properties",
         "_report",
         "_task",
+        "_telemetry",
         "attempt",
         "classifier",
         "deadline",
@@ -179,7 +180,7 @@ class Context:
         self._properties = properties
         self._report: ExecutionReport | None = None
         self._call: Callable[[], Awaitable[Any]] | None = None
-        self._listeners: tuple[Listener, ...] = ()
+        self._telemetry: Telemetry = NO_TELEMETRY
         # The asyncio task running this execution, looked up once by the first policy that
         # needs it (looking it up costs a system call on Python 3.11): see ``running_task``.
         self._task: Any = _UNKNOWN
@@ -214,7 +215,7 @@ class Context:
         forked._report = self.report
         forked._task = _UNKNOWN
         forked._call = self._call
-        forked._listeners = self._listeners
+        forked._telemetry = self._telemetry
         return forked
 
     def __repr__(self) -> str:

@@ -9,6 +9,7 @@ once, when the pipeline is built, so executing it allocates nothing but a
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, runtime_checkable
 
@@ -22,12 +23,15 @@ from .policies.hedging import Hedging
 from .policies.rate_limit import RateLimiter
 from .policies.retry import Retry
 from .policies.timeout import Timeout
-from .telemetry import Listener
+from .telemetry import NO_TELEMETRY, Listener, Telemetry
 
 __all__ = ["Pipeline", "PipelineBuilder", "Policy"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
+
+# Execution durations for timing listeners are wall time, whatever clock the policies use.
+_monotonic = time.monotonic
 
 
 @runtime_checkable
@@ -55,14 +59,25 @@ class Pipeline:
     budgets, buckets), so make one per dependency and reuse it.
     """
 
-    __slots__ = ("_chain", "_listeners", "_policies")
+    __slots__ = ("_chain", "_policies", "_telemetry")
 
-    def __init__(self, policies: Iterable[Policy] = (), *, listeners: Iterable[Listener] = ()):
+    def __init__(
+        self,
+        policies: Iterable[Policy] = (),
+        *,
+        listeners: Iterable[Listener] = (),
+        include_query: bool = False,
+    ):
         self._policies: tuple[Policy, ...] = tuple(policies)
         for policy in self._policies:
             if not callable(getattr(policy, "execute", None)):
                 raise TypeError(f"not a policy (it has no execute method): {policy!r}")
-        self._listeners: tuple[Listener, ...] = tuple(listeners)
+        listeners = tuple(listeners)
+        self._telemetry = (
+            Telemetry(listeners, include_query=include_query)
+            if listeners or include_query
+            else NO_TELEMETRY
+        )
         chain: Callable[[Context], Awaitable[Any]] = _invoke_call
         for policy in reversed(self._policies):
             chain = functools.partial(policy.execute, chain)
@@ -70,15 +85,22 @@ class Pipeline:
 
     @staticmethod
     def builder(
-        *, clock: Clock | None = None, listeners: Iterable[Listener] = ()
+        *,
+        clock: Clock | None = None,
+        listeners: Iterable[Listener] = (),
+        include_query: bool = False,
     ) -> PipelineBuilder:
         """Start building a pipeline.
 
         Args:
             clock: The clock given to every policy the builder makes (default: the system clock).
-            listeners: Callables that receive every :class:`~httpx_resilience.ResilienceEvent`.
+            listeners: Callables that receive every :class:`~httpx_resilience.ResilienceEvent`
+                (and, for an :class:`~httpx_resilience.telemetry.ExecutionListener`, the
+                duration of every execution).
+            include_query: Let events show the query string of request URLs (it may hold
+                tokens or personal data, so by default it is left out).
         """
-        return PipelineBuilder(clock=clock, listeners=listeners)
+        return PipelineBuilder(clock=clock, listeners=listeners, include_query=include_query)
 
     @classmethod
     def standard(
@@ -122,8 +144,17 @@ class Pipeline:
         if context is None:
             context = Context()
         context._call = call
-        context._listeners = self._listeners
-        result: T = await self._chain(context)
+        telemetry = context._telemetry = self._telemetry
+        if not telemetry.timed:
+            result: T = await self._chain(context)
+            return result
+        clock_start = _monotonic()
+        try:
+            result = await self._chain(context)
+        except BaseException as exc:
+            telemetry.executed(context, _monotonic() - clock_start, exc)
+            raise
+        telemetry.executed(context, _monotonic() - clock_start, None)
         return result
 
     async def aclose(self) -> None:
@@ -183,11 +214,18 @@ class PipelineBuilder:
     give it the builder's clock unless the call names its own.
     """
 
-    __slots__ = ("_clock", "_listeners", "_policies")
+    __slots__ = ("_clock", "_include_query", "_listeners", "_policies")
 
-    def __init__(self, *, clock: Clock | None = None, listeners: Iterable[Listener] = ()):
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        listeners: Iterable[Listener] = (),
+        include_query: bool = False,
+    ):
         self._clock = clock
         self._listeners = tuple(listeners)
+        self._include_query = include_query
         self._policies: list[Policy] = []
 
     def add(self, policy: Policy) -> PipelineBuilder:
@@ -210,4 +248,6 @@ class PipelineBuilder:
 
     def build(self) -> Pipeline:
         """Compose the policies into a :class:`Pipeline`."""
-        return Pipeline(self._policies, listeners=self._listeners)
+        return Pipeline(
+            self._policies, listeners=self._listeners, include_query=self._include_query
+        )

@@ -365,6 +365,7 @@ class Profile(_Options):
         *,
         clock: Clock | None = None,
         listeners: Iterable[Listener] = (),
+        include_query: bool = False,
         registry: Registry | None = None,
     ) -> Pipeline:
         """Build the pipeline this profile describes.
@@ -372,9 +373,10 @@ class Profile(_Options):
         Args:
             clock: The clock of every policy.
             listeners: Event listeners.
+            include_query: Let events show the query string of request URLs.
             registry: Where an alternate's ``profile`` is looked up.
         """
-        builder = Pipeline.builder(clock=clock, listeners=listeners)
+        builder = Pipeline.builder(clock=clock, listeners=listeners, include_query=include_query)
         budget: RetryBudget | None = None
         if self.retry is not None and self.retry.budget is not None:
             b = self.retry.budget
@@ -689,6 +691,7 @@ class Registry:
             (``"https://search.example/v2/"``).
         clock: The clock of every policy built (default: the system clock).
         listeners: Event listeners given to every pipeline built.
+        include_query: Let events show the query string of request URLs.
 
     A request whose profile is not named otherwise uses ``"default"``; without a profile of
     that name, :meth:`Profile.standard` is used.
@@ -701,10 +704,12 @@ class Registry:
         routes: Mapping[str, str] | Iterable[tuple[str, str]] = (),
         clock: Clock | None = None,
         listeners: Iterable[Listener] = (),
+        include_query: bool = False,
         source: str | None = None,
     ) -> None:
         self._clock = clock
         self._listeners = tuple(listeners)
+        self._include_query = include_query
         self._source = source
         self._profiles: dict[str, Profile | Pipeline] = {}
         self._pipelines: dict[str, Pipeline] = {}
@@ -775,7 +780,12 @@ class Registry:
         else:
             self._building.add(name)
             try:
-                pipeline = found.build(clock=self._clock, listeners=self._listeners, registry=self)
+                pipeline = found.build(
+                    clock=self._clock,
+                    listeners=self._listeners,
+                    include_query=self._include_query,
+                    registry=self,
+                )
             finally:
                 self._building.discard(name)
         self._pipelines[name] = pipeline
@@ -821,6 +831,7 @@ class Registry:
         environ: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         listeners: Iterable[Listener] = (),
+        include_query: bool = False,
         source: str | None = None,
     ) -> Registry:
         """A registry from a mapping shaped like the file (``{"profiles": ..., "routes": ...}``).
@@ -831,6 +842,7 @@ class Registry:
                 :data:`os.environ`; pass ``{}`` to ignore the environment).
             clock: The clock of every policy built.
             listeners: Event listeners of every pipeline built.
+            include_query: Let events show the query string of request URLs.
             source: What to call the configuration in messages (a file name).
 
         Raises:
@@ -918,7 +930,14 @@ class Registry:
                 )
         if problems:
             raise ConfigError([f"{prefix}{p}" for p in dict.fromkeys(problems)])
-        return cls(profiles, routes=routes, clock=clock, listeners=listeners, source=source)
+        return cls(
+            profiles,
+            routes=routes,
+            clock=clock,
+            listeners=listeners,
+            include_query=include_query,
+            source=source,
+        )
 
     @classmethod
     def from_toml(
@@ -928,6 +947,7 @@ class Registry:
         environ: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         listeners: Iterable[Listener] = (),
+        include_query: bool = False,
     ) -> Registry:
         """A registry from a TOML file (see the module's documentation for the format)."""
         location = str(path)
@@ -940,7 +960,12 @@ class Registry:
         except _tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{location}: not valid TOML: {exc}") from exc
         return cls.from_mapping(
-            data, environ=environ, clock=clock, listeners=listeners, source=location
+            data,
+            environ=environ,
+            clock=clock,
+            listeners=listeners,
+            include_query=include_query,
+            source=location,
         )
 
     def __repr__(self) -> str:

@@ -1,25 +1,44 @@
 """Events: what policies report when they act, and where those reports go.
 
 Every event is recorded in the execution's :class:`~httpx_resilience.ExecutionReport`, passed to
-the listeners given to :meth:`Pipeline.builder <httpx_resilience.Pipeline.builder>`, and logged to
-``logging.getLogger("httpx_resilience")``: circuit state changes at WARNING, retries at INFO,
-everything else at DEBUG. Events are only made off the happy path, so a call that succeeds at
-once pays nothing for telemetry.
+the listeners given to :meth:`Pipeline.builder <httpx_resilience.Pipeline.builder>` (or to a
+:class:`~httpx_resilience.Registry`), and logged to ``logging.getLogger("httpx_resilience")``:
+circuit state changes at WARNING, retries at INFO, everything else at DEBUG. Events are only made
+off the happy path, so a call that succeeds at once pays nothing for telemetry unless a listener
+asks for the duration of every execution (:class:`OpenTelemetryListener` does).
+
+Nothing sensitive is emitted: no header values, no bodies, no exception messages (outcomes are
+described by status code or exception class), and URLs without their user information and,
+unless the pipeline is built with ``include_query=True``, without their query string.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ._version import __version__
 
 if TYPE_CHECKING:
+    import httpx
+
     from .context import Context
     from .outcome import Outcome
 
-__all__ = ["EVENT_NAMES", "Listener", "ResilienceEvent", "describe_outcome", "emit"]
+__all__ = [
+    "EVENT_NAMES",
+    "ExecutionListener",
+    "Listener",
+    "OpenTelemetryListener",
+    "ResilienceEvent",
+    "Telemetry",
+    "describe_outcome",
+    "emit",
+    "safe_url",
+]
 
 logger = logging.getLogger("httpx_resilience")
 # A library does not print: without logging configured by the application, events go nowhere.
@@ -35,6 +54,7 @@ EVENT_NAMES = frozenset(
         "circuit_closed",
         "bulkhead_rejected",
         "rate_limited",
+        "rate_limit_backend_failed",
         "fallback",
         "hedge",
         "budget_exhausted",
@@ -66,6 +86,9 @@ class ResilienceEvent:
         duration: Seconds, where the event has one (the try's duration, the wait to come...).
         timestamp: The policy's clock reading when it happened (monotonic seconds).
         detail: Further facts particular to the event (``delay``, ``retry_after``...).
+        method: The HTTP method of the request, in the HTTP layer.
+        url: The request's URL without user information (nor query string, unless the pipeline
+            was built with ``include_query=True``), in the HTTP layer.
     """
 
     name: str
@@ -77,10 +100,66 @@ class ResilienceEvent:
     duration: float | None = None
     timestamp: float = 0.0
     detail: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    method: str | None = None
+    url: str | None = None
 
 
 #: A callable that receives every event; it must not block.
 Listener = Callable[[ResilienceEvent], None]
+
+
+@runtime_checkable
+class ExecutionListener(Protocol):
+    """A listener that also wants to know about every execution, successful ones included.
+
+    Attaching one costs the happy path two clock readings per execution.
+    """
+
+    def __call__(self, event: ResilienceEvent) -> None:
+        """Receive an event."""
+
+    def on_execution(
+        self, context: Context, duration: float, exception: BaseException | None
+    ) -> None:
+        """An execution ended after ``duration`` seconds (``exception`` if it raised)."""
+
+
+class Telemetry:
+    """Where a pipeline's events go, and what they may show."""
+
+    __slots__ = ("include_query", "listeners", "timed")
+
+    def __init__(self, listeners: Iterable[Listener] = (), *, include_query: bool = False):
+        self.listeners: tuple[Listener, ...] = tuple(listeners)
+        for listener in self.listeners:
+            if not callable(listener):
+                raise TypeError(f"a listener must be callable, got {listener!r}")
+        self.include_query = bool(include_query)
+        # The listeners that time every execution: none, the happy path reads no clock for it.
+        self.timed: tuple[ExecutionListener, ...] = tuple(
+            listener for listener in self.listeners if isinstance(listener, ExecutionListener)
+        )
+
+    def executed(self, context: Context, duration: float, exception: BaseException | None) -> None:
+        """Tell the timing listeners that an execution ended."""
+        for listener in self.timed:
+            try:
+                listener.on_execution(context, duration, exception)
+            except Exception:
+                logger.exception("resilience execution listener %r failed", listener)
+
+
+#: The telemetry of a pipeline built without listeners.
+NO_TELEMETRY = Telemetry()
+
+
+def safe_url(url: httpx.URL, *, include_query: bool = False) -> str:
+    """``url`` fit for logs and metrics: never its user information; its query only if asked."""
+    netloc = url.host if url.port is None else f"{url.host}:{url.port}"
+    text = f"{url.scheme}://{netloc}{url.path}"
+    if include_query and url.query:
+        text += "?" + url.query.decode("ascii", "replace")
+    return text
 
 
 def describe_outcome(outcome: Outcome[Any] | None) -> str | None:
@@ -110,6 +189,8 @@ def emit(
 
     A listener that raises is logged and skipped: telemetry never breaks a call.
     """
+    telemetry = context._telemetry
+    request = context.request
     event = ResilienceEvent(
         name=name,
         policy=policy,
@@ -120,9 +201,13 @@ def emit(
         duration=duration,
         timestamp=timestamp,
         detail=MappingProxyType(detail) if detail else _EMPTY,
+        method=None if request is None else request.method,
+        url=None
+        if request is None
+        else safe_url(request.url, include_query=telemetry.include_query),
     )
     context.report.events.append(event)
-    for listener in context._listeners:
+    for listener in telemetry.listeners:
         try:
             listener(event)
         except Exception:
@@ -135,6 +220,8 @@ def emit(
 
 def _format(event: ResilienceEvent) -> str:
     parts = [f"{event.policy}: {event.name}"]
+    if event.url is not None:
+        parts.append(f"{event.method} {event.url}")
     if event.profile is not None:
         parts.append(f"profile={event.profile}")
     if event.key is not None:
@@ -146,3 +233,69 @@ def _format(event: ResilienceEvent) -> str:
         parts.append(f"duration={event.duration:.3f}s")
     parts.extend(f"{k}={v}" for k, v in event.detail.items())
     return " ".join(parts)
+
+
+class OpenTelemetryListener:
+    """Events and durations as OpenTelemetry metrics (needs the ``otel`` extra).
+
+    Records:
+
+    - ``resilience.events``: a counter of events, with attributes ``event``, ``policy``,
+      ``profile`` and ``key`` (the partition: mind its cardinality if you partition per tenant);
+    - ``resilience.attempt.duration``: a histogram of each try's duration, in seconds, with
+      ``profile`` and ``outcome`` (``HTTP 503``, ``ConnectError``...);
+    - ``resilience.pipeline.duration``: a histogram of each execution's duration, in seconds,
+      with ``profile`` and ``outcome``.
+
+    Args:
+        meter_provider: Where to create the instruments (default: the global provider).
+    """
+
+    def __init__(self, meter_provider: Any = None) -> None:
+        try:
+            from opentelemetry import metrics
+        except ImportError as exc:  # pragma: no cover - the extra is installed in the test runs
+            raise ImportError(
+                "OpenTelemetryListener needs the otel extra: pip install 'httpx-resilience[otel]'"
+            ) from exc
+        provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+        meter = provider.get_meter("httpx_resilience", __version__)
+        self._events = meter.create_counter(
+            "resilience.events", unit="{event}", description="Events of resilience policies"
+        )
+        self._attempts = meter.create_histogram(
+            "resilience.attempt.duration", unit="s", description="Duration of each try"
+        )
+        self._executions = meter.create_histogram(
+            "resilience.pipeline.duration",
+            unit="s",
+            description="Duration of each execution of a pipeline, its tries and waits included",
+        )
+
+    def __call__(self, event: ResilienceEvent) -> None:
+        """Count the event."""
+        self._events.add(
+            1,
+            {
+                "event": event.name,
+                "policy": event.policy,
+                "profile": event.profile or "",
+                "key": event.key or "",
+            },
+        )
+
+    def on_execution(
+        self, context: Context, duration: float, exception: BaseException | None
+    ) -> None:
+        """Record the execution's duration and each of its tries'."""
+        profile = context.operation_key or ""
+        report = context.report
+        if exception is not None:
+            outcome = type(exception).__name__
+        else:
+            outcome = describe_outcome(report.outcome) or "ok"
+        self._executions.record(duration, {"profile": profile, "outcome": outcome})
+        for attempt in report.attempts:
+            self._attempts.record(
+                attempt.duration, {"profile": profile, "outcome": describe_outcome(attempt) or ""}
+            )

@@ -9,19 +9,40 @@ every time it reads is exact.
 :class:`Reply`: late answers, trickled bodies, connection resets in the middle of a body, servers
 that never answer, bodies that never end. What a mocked transport cannot do, for testing your
 client's configuration against the failures it is meant to survive.
+
+:class:`FaultInjectionTransport` wraps any transport and makes a share of requests slow, fail
+or answer with an error status, and can take the dependency down for a while: chaos for your own
+test suite, repeatable with a ``seed``. With the pytest plugin installed alongside the package,
+the ``fake_clock`` fixture gives each test a fresh :class:`FakeClock`.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import anyio
 import anyio.lowlevel
+import httpx
 
+from ._clock import SYSTEM_CLOCK, Clock
 from ._loopback import LoopbackServer, ReceivedRequest, Reply
+from .policies._validate import NON_NEGATIVE, POSITIVE, RATIO
 
-__all__ = ["FakeClock", "LoopbackServer", "ReceivedRequest", "Reply"]
+__all__ = [
+    "Error",
+    "FakeClock",
+    "FaultInjectionTransport",
+    "Latency",
+    "LoopbackServer",
+    "Outage",
+    "ReceivedRequest",
+    "Reply",
+    "Status",
+]
 
 # Checkpoints a sleeper lets pass without anything happening before it concludes that every
 # other task is waiting too, and jumps time forward.
@@ -103,3 +124,177 @@ class FakeClock:
 
     def __repr__(self) -> str:
         return f"FakeClock(now={self._now!r}, sleepers={len(self._timers)})"
+
+
+# -- fault injection -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Delay a share of requests by ``seconds`` (on the transport's clock) before sending them.
+
+    Attributes:
+        seconds: How long.
+        rate: The share of requests delayed, from 0 to 1.
+    """
+
+    seconds: float
+    rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        NON_NEGATIVE("Latency", "seconds", self.seconds)
+        RATIO("Latency", "rate", self.rate)
+
+
+@dataclass(frozen=True)
+class Error:
+    """Fail a share of requests with an exception instead of sending them.
+
+    Attributes:
+        exception: An exception class (httpx's get the request and a message), or a function of
+            the request returning the exception to raise.
+        rate: The share of requests failed, from 0 to 1.
+    """
+
+    exception: type[Exception] | Callable[[httpx.Request], Exception] = httpx.ConnectError
+    rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not callable(self.exception):
+            raise ValueError(
+                f"Error: exception must be an exception class or a function, got {self.exception!r}"
+            )
+        RATIO("Error", "rate", self.rate)
+
+    def make(self, request: httpx.Request) -> Exception:
+        """The exception for ``request``."""
+        made = self.exception
+        message = "fault injected by FaultInjectionTransport"
+        if isinstance(made, type) and issubclass(made, httpx.RequestError):
+            return made(message, request=request)
+        if isinstance(made, type):
+            plain: Exception = made(message)
+            return plain
+        exception: Exception = made(request)
+        return exception
+
+
+@dataclass(frozen=True)
+class Status:
+    """Answer a share of requests with ``code`` instead of sending them.
+
+    Attributes:
+        code: The status code (503, 429...).
+        rate: The share of requests answered so, from 0 to 1.
+        headers: Headers of the answer (``{"Retry-After": "2"}``).
+    """
+
+    code: int
+    rate: float = 1.0
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.code, int) or not 100 <= self.code <= 599:
+            raise ValueError(f"Status: code must be an HTTP status code, got {self.code!r}")
+        RATIO("Status", "rate", self.rate)
+
+
+@dataclass(frozen=True)
+class Outage:
+    """Take the dependency down from ``start`` for ``duration`` seconds, counted on the
+    transport's clock from its creation: every request fails meanwhile.
+
+    Attributes:
+        start: Seconds after the transport was made.
+        duration: How long it lasts.
+        status: Answer with this status code instead of failing to connect.
+    """
+
+    start: float
+    duration: float
+    status: int | None = None
+
+    def __post_init__(self) -> None:
+        NON_NEGATIVE("Outage", "start", self.start)
+        POSITIVE("Outage", "duration", self.duration)
+
+    def covers(self, elapsed: float) -> bool:
+        """Whether the dependency is down ``elapsed`` seconds after the transport was made."""
+        return self.start <= elapsed < self.start + self.duration
+
+
+Fault = Latency | Error | Status | Outage
+
+
+class FaultInjectionTransport(httpx.AsyncBaseTransport):
+    """Make a dependency misbehave on purpose, repeatably.
+
+    Each request meets the faults in order: an :class:`Outage` in progress fails it; a
+    :class:`Latency` may delay it; an :class:`Error` or a :class:`Status` may answer in its place.
+    Whatever no fault answered goes to ``inner``.
+
+    Args:
+        inner: The transport that really sends (default: a new
+            :class:`httpx.AsyncHTTPTransport`); a :class:`httpx.MockTransport` for tests that
+            need no server.
+        faults: The faults, in the order requests meet them.
+        seed: Seed of the random draws, so that a run can be repeated exactly.
+        clock: The clock of latencies and outages (a :class:`FakeClock` in tests).
+
+    Attributes:
+        injected: What happened to each request so far, in order: ``"outage"``, ``"latency"``,
+            ``"error"``, ``"status"``, ``"passed"`` (a delayed request counts as latency and
+            then as what else happened to it).
+    """
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport | None = None,
+        *,
+        faults: Sequence[Fault] = (),
+        seed: int | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        for fault in faults:
+            if not isinstance(fault, (Latency, Error, Status, Outage)):
+                raise ValueError(
+                    "FaultInjectionTransport: faults must be Latency, Error, Status or Outage, "
+                    f"got {fault!r}"
+                )
+        self._inner = inner if inner is not None else httpx.AsyncHTTPTransport()
+        self._faults = tuple(faults)
+        self._random = random.Random(seed)
+        self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._started = self._clock.monotonic()
+        self.injected: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Misbehave as the faults say, or send ``request`` on."""
+        elapsed = self._clock.monotonic() - self._started
+        for fault in self._faults:
+            if isinstance(fault, Outage):
+                if fault.covers(elapsed):
+                    self.injected.append("outage")
+                    if fault.status is not None:
+                        return httpx.Response(fault.status, request=request)
+                    raise httpx.ConnectError(
+                        "outage injected by FaultInjectionTransport", request=request
+                    )
+                continue
+            if self._random.random() >= fault.rate:
+                continue
+            if isinstance(fault, Latency):
+                self.injected.append("latency")
+                await self._clock.sleep(fault.seconds)
+            elif isinstance(fault, Error):
+                self.injected.append("error")
+                raise fault.make(request)
+            else:
+                self.injected.append("status")
+                return httpx.Response(fault.code, headers=dict(fault.headers), request=request)
+        self.injected.append("passed")
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Close the inner transport."""
+        await self._inner.aclose()

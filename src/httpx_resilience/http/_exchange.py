@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
@@ -70,22 +71,40 @@ class Dispatch:
         """The profiles, if requests are routed to them."""
         return self._registry
 
-    def start(
+    async def exchange(
         self, request: httpx.Request, send: Callable[[], Awaitable[httpx.Response]]
-    ) -> tuple[Pipeline, Context]:
-        """The pipeline for ``request``, and the context of its exchange."""
+    ) -> httpx.Response:
+        """Send ``request`` (with ``send``) through its pipeline; attach the report."""
         registry = self._registry
         if registry is None:
             pipeline = self._pipeline
             assert pipeline is not None
-            return pipeline, start_exchange(
-                pipeline, request, send, self._retry_non_idempotent, None
-            )
-        # An unknown profile named by the request is an error before anything is sent.
-        profile = registry.route(request, self._routes)
-        pipeline = registry.get(profile)
-        retry = self._retry_non_idempotent or registry.retry_non_idempotent(profile)
-        return pipeline, start_exchange(pipeline, request, send, retry, profile)
+            context = start_exchange(pipeline, request, send, self._retry_non_idempotent, None)
+        else:
+            # An unknown profile named by the request is an error before anything is sent.
+            profile = registry.route(request, self._routes)
+            pipeline = registry.get(profile)
+            retry = self._retry_non_idempotent or registry.retry_non_idempotent(profile)
+            context = start_exchange(pipeline, request, send, retry, profile)
+        telemetry = pipeline._telemetry
+        started = time.monotonic() if telemetry.timed else 0.0
+        try:
+            response: httpx.Response = await pipeline._chain(context)
+        except Exception as exc:
+            rejection = exchange_failed(context, exc)
+            if telemetry.timed:
+                telemetry.executed(context, time.monotonic() - started, rejection)
+            if rejection is exc:
+                raise
+            raise rejection from exc.__cause__
+        except BaseException as exc:
+            if telemetry.timed:
+                telemetry.executed(context, time.monotonic() - started, exc)
+            raise
+        finish_exchange(context, response)
+        if telemetry.timed:
+            telemetry.executed(context, time.monotonic() - started, None)
+        return response
 
     async def aclose(self) -> None:
         """Release what the pipelines hold."""
@@ -102,12 +121,7 @@ def start_exchange(
     retry_non_idempotent: bool,
     profile: str | None,
 ) -> Context:
-    """The context of one exchange, ready for ``pipeline._chain``.
-
-    The callers (the client's ``send``, the transport's ``handle_async_request``) await the
-    chain themselves and end with :func:`finish_exchange` or :func:`exchange_failed`: one
-    coroutine frame fewer per request than a shared coroutine would cost.
-    """
+    """The context of one exchange, ready for ``pipeline._chain``."""
     # This runs for every request, so the context and its report are built in place: on
     # CPython 3.11 a class call with keyword arguments costs several times as much.
     report: ExecutionReport = _new(ExecutionReport)
@@ -128,7 +142,7 @@ def start_exchange(
     context._report = report
     context._task = _UNKNOWN
     context._call = send
-    context._listeners = pipeline._listeners
+    context._telemetry = pipeline._telemetry
     return context
 
 

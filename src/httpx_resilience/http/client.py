@@ -18,7 +18,7 @@ import httpx
 
 from ..pipeline import Pipeline
 from ..profiles import Registry
-from ._exchange import Dispatch, exchange_failed, finish_exchange
+from ._exchange import Dispatch
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -112,15 +112,7 @@ class ResilientClient(httpx.AsyncClient):
             exchange = functools.partial(
                 _send, self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
             )
-        pipeline, context = self._dispatch.start(request, exchange)
-        try:
-            response: httpx.Response = await pipeline._chain(context)
-        except Exception as exc:
-            rejection = exchange_failed(context, exc)
-            if rejection is exc:
-                raise
-            raise rejection from exc.__cause__
-        return finish_exchange(context, response)
+        return await self._dispatch.exchange(request, exchange)
 
 
 _send = httpx.AsyncClient.send

@@ -20,7 +20,7 @@ import httpx
 
 from ..pipeline import Pipeline
 from ..profiles import Registry
-from ._exchange import Dispatch, exchange_failed, finish_exchange
+from ._exchange import Dispatch
 
 __all__ = ["ResilienceTransport"]
 
@@ -72,15 +72,7 @@ class ResilienceTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through the pipeline and the wrapped transport."""
         send = functools.partial(self._transport.handle_async_request, request)
-        pipeline, context = self._dispatch.start(request, send)
-        try:
-            response: httpx.Response = await pipeline._chain(context)
-        except Exception as exc:
-            rejection = exchange_failed(context, exc)
-            if rejection is exc:
-                raise
-            raise rejection from exc.__cause__
-        return finish_exchange(context, response)
+        return await self._dispatch.exchange(request, send)
 
     async def aclose(self) -> None:
         """Close the wrapped transport, and the connections the pipelines hold."""

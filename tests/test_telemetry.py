@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+import pytest
+import tenacity
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from httpx_resilience import (
+    Context,
+    Pipeline,
+    Registry,
+    ResilienceEvent,
+    ResilientClient,
+)
+from httpx_resilience.telemetry import EVENT_NAMES, OpenTelemetryListener, safe_url
+from httpx_resilience.testing import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+
+def flaky_transport(*statuses: int) -> httpx.MockTransport:
+    answers = list(statuses)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(answers.pop(0) if answers else 200, text="secret body")
+
+    return httpx.MockTransport(handler)
+
+
+def quick_retry(clock: FakeClock, **options: Any) -> Pipeline:
+    return (
+        Pipeline.builder(clock=clock, **options)
+        .retry(max_attempts=3, backoff=tenacity.wait_fixed(0.5))
+        .build()
+    )
+
+
+async def test_events_name_the_request_but_never_its_secrets() -> None:
+    events: list[ResilienceEvent] = []
+    clock = FakeClock()
+    async with ResilientClient(
+        pipeline=quick_retry(clock, listeners=[events.append]), transport=flaky_transport(503)
+    ) as client:
+        await client.get(
+            "https://user:password@api.example/orders?token=abc",
+            headers={"Authorization": "Bearer sk-live-123"},
+        )
+    (event,) = events
+    assert (event.name, event.method, event.url) == ("retry", "GET", "https://api.example/orders")
+    text = repr(event)
+    for secret in ("password", "token=abc", "sk-live-123", "secret body"):
+        assert secret not in text
+
+
+async def test_the_query_is_shown_only_when_asked() -> None:
+    events: list[ResilienceEvent] = []
+    clock = FakeClock()
+    pipeline = quick_retry(clock, listeners=[events.append], include_query=True)
+    async with ResilientClient(pipeline=pipeline, transport=flaky_transport(503)) as client:
+        await client.get("https://user:pw@api.example/search?q=shoes")
+    assert events[0].url == "https://api.example/search?q=shoes"
+
+
+def test_safe_url_keeps_explicit_ports() -> None:
+    assert safe_url(httpx.URL("http://u:p@h.example:8080/a?b=c")) == "http://h.example:8080/a"
+
+
+async def test_log_levels_and_a_failing_listener(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(event: ResilienceEvent) -> None:
+        raise RuntimeError("listener bug")
+
+    clock = FakeClock()
+    pipeline = (
+        Pipeline.builder(clock=clock, listeners=[broken])
+        .retry(max_attempts=2, backoff=tenacity.wait_fixed(0.1))
+        .circuit_breaker(failure_ratio=1.0, minimum_throughput=2)
+        .build()
+    )
+
+    async def fails() -> None:
+        raise ConnectionError("down")
+
+    # A retry (INFO), then the circuit opens (WARNING).
+    with (
+        caplog.at_level(logging.DEBUG, logger="httpx_resilience"),
+        pytest.raises(ConnectionError),
+    ):
+        await pipeline.execute(fails)
+    levels = {
+        r.getMessage().split(" ")[1]: r.levelname for r in caplog.records if ": " in r.getMessage()
+    }
+    assert levels["retry"] == "INFO"
+    assert levels["circuit_opened"] == "WARNING"
+    assert any("listener bug" in (r.exc_text or "") for r in caplog.records)
+    assert all(hasattr(r, "resilience_event") for r in caplog.records if r.levelno < 40)
+
+
+async def test_every_event_name_is_known() -> None:
+    seen: set[str] = set()
+    clock = FakeClock()
+    pipeline = (
+        Pipeline.builder(clock=clock, listeners=[lambda e: seen.add(e.name)])
+        .fallback(value="fallback")
+        .retry(max_attempts=2, backoff=tenacity.wait_fixed(0.1))
+        .circuit_breaker(failure_ratio=1.0, minimum_throughput=1, break_duration=1.0)
+        .timeout(1.0)
+        .build()
+    )
+
+    async def slow() -> None:
+        await clock.sleep(5)
+
+    for _ in range(3):
+        await pipeline.execute(slow)
+        clock.advance(1.0)
+    assert seen <= EVENT_NAMES
+    assert {"retry", "timeout", "circuit_opened", "fallback", "circuit_half_opened"} <= seen
+
+
+def metrics_of(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
+    data = reader.get_metrics_data()
+    found: dict[str, list[Any]] = {}
+    assert data is not None
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                found[metric.name] = list(metric.data.data_points)
+    return found
+
+
+async def test_opentelemetry_counts_events_and_records_durations() -> None:
+    reader = InMemoryMetricReader()
+    listener = OpenTelemetryListener(MeterProvider(metric_readers=[reader]))
+    clock = FakeClock()
+    registry = Registry.from_mapping(
+        {"profiles": {"api": {"retry": {"max_attempts": 3, "base_delay": 0}}}},
+        environ={},
+        listeners=[listener],
+        clock=clock,
+    )
+    async with ResilientClient(
+        profiles=registry, routes={"api.example": "api"}, transport=flaky_transport(503, 502)
+    ) as client:
+        await client.get("https://api.example/a")
+        await client.get("https://api.example/b")
+    metrics = metrics_of(reader)
+    events = {
+        (p.attributes["event"], p.attributes["profile"]): p.value
+        for p in metrics["resilience.events"]
+    }
+    assert events == {("retry", "api"): 2}
+    (pipeline_point,) = metrics["resilience.pipeline.duration"]
+    assert pipeline_point.count == 2
+    assert dict(pipeline_point.attributes) == {"profile": "api", "outcome": "HTTP 200"}
+    attempts = {p.attributes["outcome"]: p.count for p in metrics["resilience.attempt.duration"]}
+    assert attempts == {"HTTP 503": 1, "HTTP 502": 1, "HTTP 200": 2}
+
+
+async def test_timed_listeners_see_failed_executions_too() -> None:
+    seen: list[tuple[float, str | None]] = []
+
+    class Timing:
+        def __call__(self, event: ResilienceEvent) -> None:
+            pass
+
+        def on_execution(
+            self, context: Context, duration: float, exception: BaseException | None
+        ) -> None:
+            seen.append((duration, None if exception is None else type(exception).__name__))
+
+    pipeline = Pipeline([], listeners=[Timing()])
+
+    async def ok() -> int:
+        return 1
+
+    async def fails() -> None:
+        raise KeyError("x")
+
+    await pipeline.execute(ok)
+    with pytest.raises(KeyError):
+        await pipeline.execute(fails)
+    assert [name for _, name in seen] == [None, "KeyError"]
+    assert all(duration >= 0 for duration, _ in seen)
+
+
+def test_listeners_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="a listener must be callable"):
+        Pipeline([], listeners=[42])  # type: ignore[list-item]
