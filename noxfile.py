@@ -14,8 +14,13 @@ BENCH_PEERS = ["tenacity", "stamina", "aiobreaker", "aiolimiter", "pyresilience"
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite on asyncio and trio, with a coverage report."""
-    session.install("-e", ".[dev,cli]")
+    """Run the test suite on asyncio and trio, with a coverage report.
+
+    The Redis tests start their own ``redis-server`` (found on PATH) and skip without one,
+    unless ``HTTPX_RESILIENCE_REQUIRE_REDIS=1`` (as in ``.ci/run``) makes that a failure; nox
+    passes the environment, that variable included, through to the tests.
+    """
+    session.install("-e", ".[dev,cli,redis]")
     session.run("coverage", "erase")
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
     session.run("coverage", "report")
@@ -38,9 +43,14 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Overhead of the pipelines against bare calls and the peer libraries, in one run."""
-    session.install("-e", ".", *BENCH_PEERS)
+    """Overhead of the pipelines against bare calls and the peer libraries, in one run; then
+    the Redis rate limiter against a bare PING and the in-memory bucket (needs redis-server).
+
+    ``nox -s bench -- ARGS`` passes ARGS to overhead.py only.
+    """
+    session.install("-e", ".[redis]", *BENCH_PEERS)
     session.run("python", "benchmarks/overhead.py", *session.posargs)
+    session.run("python", "benchmarks/redis_limiter.py")
 
 
 @nox.session

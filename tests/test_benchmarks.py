@@ -23,3 +23,28 @@ def test_the_overhead_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     assert "ours: full stack" in result.stdout
     figures = json.loads(out.read_text())
     assert figures
+
+
+def test_the_redis_limiter_benchmark_runs_end_to_end(tmp_path: Path) -> None:
+    import pytest
+
+    from .integration.redis_backend._server import redis_server_executable
+
+    pytest.importorskip("redis", reason="the redis extra is not installed")
+    redis_server_executable()  # skips (or, in CI, fails) without redis-server, like the Redis tests
+    out = tmp_path / "redis_limiter.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "redis_limiter.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Redis acquisition / bare PING round trip" in result.stdout
+    figures = json.loads(out.read_text())
+    assert {row["case"] for row in figures["cases"]} >= {
+        "redis PING",
+        "RateLimiter + RedisBackend",
+        "RateLimiter (in memory)",
+    }

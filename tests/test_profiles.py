@@ -13,6 +13,7 @@ from httpx_resilience import (
     ConfigError,
     Pipeline,
     Profile,
+    RateLimiter,
     Registry,
     ResilienceTransport,
     ResilientClient,
@@ -551,3 +552,13 @@ def test_a_client_takes_a_pipeline_or_profiles_and_routes_need_profiles() -> Non
     client = ResilientClient(profiles=Registry({"a": Profile()}))
     assert client.profiles is not None
     assert client.pipeline is client.profiles.get("default")
+
+
+def test_a_rate_limit_on_redis_is_built_from_its_url() -> None:
+    pytest.importorskip("redis")
+    registry = load({"profiles": {"shared": {"rate_limit": {
+        "rate": 50.0, "burst": 10, "backend": {"url": "redis://127.0.0.1:1/0", "prefix": "app"},
+    }}}})  # fmt: skip
+    limiter = registry.get("shared").policies[0]
+    assert isinstance(limiter, RateLimiter)
+    assert "shared=True" in repr(limiter)  # its buckets are in Redis, not in memory

@@ -1,6 +1,8 @@
 """httpx-resilience: timeouts, retries, circuit breakers, bulkheads, rate limits and fallbacks
 for httpx, asyncio-native (and trio-ready through anyio)."""
 
+from typing import TYPE_CHECKING, Any
+
 from ._clock import Clock, SystemClock
 from ._version import __version__
 from .context import Attempt, Context, ExecutionReport, by_origin
@@ -71,3 +73,16 @@ __all__ = [
     "handle_exceptions",
     "handle_results",
 ]
+
+if TYPE_CHECKING:
+    from .backends.redis import RedisBackend as RedisBackend
+
+
+def __getattr__(name: str) -> Any:
+    # RedisBackend needs the redis extra, so it is imported on first use rather than with the
+    # package (and is not in __all__, so that a star import does not need the extra either).
+    if name == "RedisBackend":
+        from .backends.redis import RedisBackend
+
+        return RedisBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

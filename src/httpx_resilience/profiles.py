@@ -224,6 +224,7 @@ class RedisOptions(_Options):
     prefix: str = _check(TEXT, "httpx-resilience")
     failure_mode: str = _check(choice("open", "closed"), "open")
     timeout: float = _check(POSITIVE, 0.1)
+    retry_interval: float = _check(NON_NEGATIVE, 1.0)
 
 
 @dataclass(frozen=True)
@@ -466,10 +467,10 @@ def _add_policy(
 
 
 def _redis_backend(options: RedisOptions) -> Any:
-    from .backends.redis import RedisBackend
-
     try:
         import redis.asyncio
+
+        from .backends.redis import RedisBackend
     except ImportError as exc:  # pragma: no cover - the extra is installed in the test runs
         raise ConfigError(
             "rate_limit.backend: needs the redis extra (pip install 'httpx-resilience[redis]')"
@@ -479,6 +480,7 @@ def _redis_backend(options: RedisOptions) -> Any:
         prefix=options.prefix,
         failure_mode=options.failure_mode,  # type: ignore[arg-type]  # checked: open or closed
         timeout=options.timeout,
+        retry_interval=options.retry_interval,
     )
 
 

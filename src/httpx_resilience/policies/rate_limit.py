@@ -6,17 +6,23 @@ bucket is empty, a call may wait for a token, first come first served, up to ``m
 (and never past ``context.deadline``); otherwise it is rejected at once with
 :class:`~httpx_resilience.RateLimitRejected`, whose ``retry_after`` says exactly when a token
 would have been free.
+
+With ``backend=`` (a :class:`~httpx_resilience.backends.redis.RedisBackend`), the buckets live in
+a store that every process shares instead, so that N replicas of a service send no more than one
+limit in total; without it, they stay in memory, on the fast path.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
+import cachetools
 
-from .._clock import SYSTEM_CLOCK, Clock
+from .._clock import SYSTEM_CLOCK, Clock, wait_for_event
+from ..backends import RateLimitBackend, StoreUnavailable, TokenStore
 from ..context import Context
 from ..errors import RateLimitRejected
 from ..telemetry import emit
@@ -56,6 +62,13 @@ class RateLimiter:
             bucket per key: per tenant, per API key); ``None`` for one in all.
         max_partitions: Partitions kept at most.
         clock: The clock (default: the system clock).
+        backend: Where the buckets live: ``None`` (the default) for this process's memory, or
+            a shared store such as :class:`~httpx_resilience.backends.redis.RedisBackend`, whose
+            bucket per operation key (profile) and partition every process draws from. The
+            store's clock, not ``clock``, then decides when tokens come back; ``clock`` still
+            measures ``max_wait`` and the deadline. When the store fails, the backend's
+            ``failure_mode`` applies: ``"open"`` falls back to this limiter's in-memory bucket
+            (same rate and burst), ``"closed"`` rejects.
     """
 
     __slots__ = (
@@ -67,7 +80,15 @@ class RateLimiter:
         "_monotonic",
         "_partitions",
         "_rate",
+        "_shared",
     )
+
+    def __new__(cls, *args: Any, backend: Any = None, **options: Any) -> RateLimiter:
+        # A limiter with a backend is a _SharedRateLimiter, whose execute() goes to the store:
+        # the in-memory execute() below stays as it is, without even a test of the backend.
+        if backend is not None and cls is RateLimiter:
+            cls = _SharedRateLimiter
+        return object.__new__(cls)
 
     def __init__(
         self,
@@ -78,6 +99,7 @@ class RateLimiter:
         key: Callable[[Context], str] | None = None,
         max_partitions: int = DEFAULT_MAX_PARTITIONS,
         clock: Clock | None = None,
+        backend: RateLimitBackend | None = None,
     ) -> None:
         self._rate = positive("RateLimiter", "rate", rate)
         if burst is None:
@@ -95,15 +117,53 @@ class RateLimiter:
         self._partitions: Partitions[_Bucket] = Partitions(
             "RateLimiter", self._new_bucket, max_partitions
         )
+        self._shared: _SharedBuckets | None = None
+        if backend is not None:
+            if not isinstance(backend, RateLimitBackend):
+                raise ValueError(
+                    "RateLimiter: backend must be None or a rate-limit backend such as "
+                    f"RedisBackend, got {backend!r}"
+                )
+            if not isinstance(self, _SharedRateLimiter):
+                # A subclass of RateLimiter keeps the in-memory execute(): it would ignore the
+                # backend without a word.
+                raise TypeError(
+                    f"{type(self).__name__}: a subclass of RateLimiter cannot take backend=; "
+                    "use RateLimiter itself"
+                )
+            store = backend.token_store(rate=self._rate, burst=self._burst)
+            self._shared = _SharedBuckets(store, max_partitions)
 
     def _new_bucket(self, key: str) -> _Bucket:
         return _Bucket(key, self._burst, self._monotonic())
 
     def __repr__(self) -> str:
+        shared = "" if self._shared is None else ", shared=True"
         return (
             f"RateLimiter(rate={self._rate:g}, burst={self._burst:g}, "
-            f"max_wait={self._max_wait:g}, partitioned={self._key is not None})"
+            f"max_wait={self._max_wait:g}, partitioned={self._key is not None}{shared})"
         )
+
+    def describe(self) -> dict[str, Any]:
+        """The limiter's configuration and the tokens in its (in-memory) buckets, as plain
+        data."""
+        if self._key is None:
+            tokens = {"": self.available()}
+        else:
+            now = self._monotonic()
+            tokens = {k: self._refill(b, now) for k, b in self._partitions.items()}
+        return {
+            "policy": "rate_limit",
+            "options": {
+                "rate": self._rate,
+                "burst": self._burst,
+                "max_wait": self._max_wait,
+                "key": None if self._key is None else getattr(self._key, "__qualname__", "key"),
+                "max_partitions": self._partitions.max_partitions,
+                "backend": None if self._shared is None else "shared",
+            },
+            "state": {"tokens": tokens},
+        }
 
     @property
     def rate(self) -> float:
@@ -116,7 +176,11 @@ class RateLimiter:
         return self._burst
 
     def available(self, key: str | None = None) -> float:
-        """Tokens in the bucket now (of partition ``key``); negative never, fractional often."""
+        """Tokens in the bucket now (of partition ``key``); negative never, fractional often.
+
+        For a limiter with a ``backend``, the in-memory bucket that stands in when the store
+        fails (``failure_mode="open"``); the shared bucket is the store's.
+        """
         bucket = self._bucket if key is None else self._partitions.peek(key)
         if bucket is None:
             return self._burst
@@ -183,3 +247,161 @@ class RateLimiter:
                     bucket.waiters[0].set()  # the next in line becomes first
             else:
                 bucket.waiters.remove(turn)
+
+
+class _SharedBucket:
+    """What this process knows of one bucket in a shared store: its name there, its queue."""
+
+    __slots__ = ("name", "partition", "profile", "waiters")
+
+    def __init__(self, name: Any, profile: str | None, partition: str | None) -> None:
+        self.name = name
+        self.profile = profile
+        self.partition = partition
+        # This process's calls waiting for a token of the bucket, in arrival order. Only the
+        # first asks the store (once per answer, sleeping until the time it names); the others
+        # wait for their turn, so k waiters cost the store one call per token rather than k.
+        self.waiters: deque[anyio.Event] = deque()
+
+
+class _SharedBuckets:
+    """The shared store of a limiter, and what this process knows of its buckets."""
+
+    __slots__ = ("cache", "last", "store")
+
+    def __init__(self, store: TokenStore, max_partitions: int) -> None:
+        self.store = store
+        # By (operation key, partition); bounded like the in-memory partitions. A bucket that
+        # falls out only loses its local queue: its tokens are in the store.
+        self.cache: cachetools.LRUCache[tuple[str | None, str | None], _SharedBucket] = (
+            cachetools.LRUCache(max_partitions)
+        )
+        # The bucket of the previous call: most calls of a limiter go to the same one, and
+        # comparing two keys is cheaper than an LRU lookup.
+        self.last: _SharedBucket | None = None
+
+    def get(self, profile: str | None, partition: str | None) -> _SharedBucket:
+        """The bucket of ``profile`` and ``partition``, made on first use."""
+        index = (profile, partition)
+        bucket = self.cache.get(index)
+        if bucket is None:
+            name = self.store.bucket_name(profile, partition)
+            bucket = self.cache[index] = _SharedBucket(name, profile, partition)
+        self.last = bucket
+        return bucket
+
+
+class _SharedRateLimiter(RateLimiter):
+    """A :class:`RateLimiter` made with ``backend=``: its buckets live in a shared store.
+
+    ``RateLimiter(..., backend=...)`` makes one; it is still a ``RateLimiter`` in every way but
+    where its tokens come from.
+    """
+
+    __slots__ = ()
+
+    async def execute(self, next: Callable[[Context], Awaitable[T]], context: Context) -> T:
+        """Take a token from the shared bucket (waiting for one if allowed), then run ``next``.
+
+        When the store fails, the backend's failure mode decides: ``"open"`` takes the token
+        from this limiter's in-memory bucket instead, ``"closed"`` rejects.
+        """
+        partition = None if self._key is None else self._key(context)
+        shared = self._shared
+        assert shared is not None
+        profile = context.operation_key
+        bucket = shared.last
+        if bucket is None or bucket.partition != partition or bucket.profile != profile:
+            bucket = shared.get(profile, partition)
+        store = shared.store
+        try:
+            if bucket.waiters:
+                await self._wait_shared(store, bucket, 0.0, context)
+            else:
+                # The happy path, inline: one call to the store, which has a token.
+                wait = await store.take(bucket.name)
+                if wait:
+                    await self._wait_shared(store, bucket, wait, context)
+        except StoreUnavailable as exc:
+            self._store_failed(exc, store.failure_mode, partition, context)
+            # "open": this process's own bucket of the same rate and burst stands guard.
+            return await RateLimiter.execute(self, next, context)
+        return await next(context)
+
+    def _store_failed(
+        self, exc: StoreUnavailable, mode: str, partition: str | None, context: Context
+    ) -> None:
+        emit(
+            context,
+            "rate_limit_backend_failed",
+            "rate_limit",
+            key=partition,
+            timestamp=self._monotonic(),
+            failure_mode=mode,
+            error=exc.error,
+        )
+        if mode == "closed":
+            where = "the rate limit" if partition is None else f"the rate limit for {partition!r}"
+            # Not chained: the cause may name the store's address.
+            raise RateLimitRejected(
+                f"{where} cannot be checked: its shared store failed ({exc.error}) and "
+                "failure_mode is 'closed'",
+                retry_after=exc.retry_after,
+            ) from None
+
+    async def _wait_shared(
+        self, store: TokenStore, bucket: _SharedBucket, wait: float, context: Context
+    ) -> None:
+        # ``wait``: the store's answer (seconds to the next token), or 0.0 if this call did not
+        # ask because calls of this process were already waiting.
+        partition = bucket.partition
+        waiters = bucket.waiters
+        # Calls of this process already waiting (some may have come while this one asked the
+        # store) take the next tokens first: queue behind them, and reject now if even that
+        # shortest wait, one token interval each after the next token, is too long.
+        ahead = len(waiters)
+        if ahead:
+            wait += ahead / self._rate
+        now = self._monotonic()
+        end = now + self._max_wait
+        deadline = context.deadline
+        if deadline is not None and deadline < end:
+            end = deadline
+        if now + wait > end:
+            self._reject_shared(context, partition, now, wait)
+        turn = anyio.Event()
+        waiters.append(turn)
+        try:
+            if ahead:
+                if not await wait_for_event(turn, end - now, self._clock):
+                    now = self._monotonic()
+                    # At least one token interval per call still ahead of this one.
+                    self._reject_shared(context, partition, now, waiters.index(turn) / self._rate)
+                wait = await store.take(bucket.name)
+            while wait:
+                # The store said when the next token will be free: sleep until then (if that is
+                # within max_wait and the deadline) and ask again. Another process may take it
+                # first; then the store names the next one. Never a tight loop.
+                now = self._monotonic()
+                if now + wait > end:
+                    self._reject_shared(context, partition, now, wait)
+                await self._clock.sleep(wait)
+                wait = await store.take(bucket.name)
+        finally:
+            if waiters[0] is turn:
+                waiters.popleft()
+                if waiters:
+                    waiters[0].set()  # the next in line becomes first
+            else:
+                waiters.remove(turn)
+
+    def _reject_shared(
+        self, context: Context, partition: str | None, now: float, wait: float
+    ) -> None:
+        emit(context, "rate_limited", "rate_limit", key=partition, timestamp=now, retry_after=wait)
+        where = "the rate limit" if partition is None else f"the rate limit for {partition!r}"
+        raise RateLimitRejected(
+            f"{where} is reached ({self._rate:g}/s, burst {self._burst:g}, shared); "
+            f"next token in {wait:.3g} s",
+            retry_after=wait,
+        )

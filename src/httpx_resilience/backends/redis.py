@@ -1,0 +1,377 @@
+"""RedisBackend: rate-limit buckets in Redis, so that every process and host shares one limit.
+
+Each acquisition is one round trip: ``EVALSHA`` of a short Lua script that reads the server's
+clock (``TIME``), refills the bucket, takes a token if there is one and answers ``0``, or
+otherwise answers how many microseconds until the next token. The script is sent once
+(``SCRIPT LOAD``) and then called by its SHA; when the server has lost it (a restart, a
+failover, ``SCRIPT FLUSH``) it answers ``NOSCRIPT`` and the script is loaded again.
+
+The bucket is a token bucket, like the in-memory one, rather than GCRA: see
+``docs/distributed-limiting.md`` for why, and for what happens when Redis is down.
+
+Needs the ``redis`` extra (``pip install 'httpx-resilience[redis]'``) and asyncio:
+``redis.asyncio`` does not run on trio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import sys
+import time
+from typing import Any, Final
+from urllib.parse import quote
+
+import redis.asyncio
+import sniffio
+from redis.exceptions import NoScriptError
+
+from ..policies._validate import positive
+from . import FailureMode, StoreUnavailable
+
+__all__ = ["DEFAULT_PREFIX", "RedisBackend", "bucket_key"]
+
+#: The first part of every key the backend writes, unless told otherwise.
+DEFAULT_PREFIX: Final = "httpx-resilience"
+
+# Key parts standing for "no operation key" and "not partitioned". Escaped parts only ever hold
+# letters, digits, "_.-~" and "%XX" with two hex digits, so "%n..." and "%a..." cannot be the
+# escape of any user-supplied string: no profile or partition can be mistaken for these.
+_NO_PROFILE: Final = "%none"
+_NO_PARTITION: Final = "%all"
+
+# KEYS[1]: the bucket, a hash {t: tokens, ts: microseconds of the last take (server time)}.
+# ARGV[1]: tokens per microsecond; ARGV[2]: burst; ARGV[3]: expiry in milliseconds.
+# Returns 0 when a token was taken, else the microseconds until one will be free (>= 1).
+#
+# Numbers go to HSET as Lua numbers, which Redis writes with 17 significant digits (Lua's own
+# tostring keeps 14, which would round a 16-digit microsecond timestamp). On a refusal nothing
+# is written, so a crowd of refused callers costs the server reads only.
+_SCRIPT: Final = """\
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tokens = burst
+local state = redis.call('HMGET', KEYS[1], 't', 'ts')
+if state[1] then
+  local elapsed = now - tonumber(state[2])
+  if elapsed < 0 then elapsed = 0 end
+  tokens = math.min(burst, tonumber(state[1]) + elapsed * rate)
+end
+if tokens < 1 then
+  return math.ceil((1 - tokens) / rate)
+end
+redis.call('HSET', KEYS[1], 't', tokens - 1, 'ts', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 0
+"""
+
+_SHA: Final = hashlib.sha1(_SCRIPT.encode()).hexdigest().encode()
+
+
+def _escape(part: str) -> str:
+    # Percent-encoding of everything but letters, digits and "_.-~": ":" (the separator), "%"
+    # (so the encoding is one-to-one), "{" and "}" (a cluster hash tag in a user key would pin
+    # every such tenant to one slot), spaces, control bytes and non-ASCII all become %XX.
+    return quote(part, safe="", errors="surrogatepass")
+
+
+def bucket_key(prefix: str, profile: str | None, partition: str | None) -> str:
+    """The Redis key of a bucket: ``prefix:profile:partition``, each part escaped.
+
+    ``profile`` is the execution's operation key and ``partition`` the limiter's ``key(context)``;
+    ``None`` stands for "none" / "not partitioned" and has a key part no string can produce.
+    Distinct ``(profile, partition)`` pairs always give distinct keys, whatever bytes they hold.
+    The prefix is used as given (it is configuration, not user input).
+    """
+    first = _NO_PROFILE if profile is None else _escape(profile)
+    second = _NO_PARTITION if partition is None else _escape(partition)
+    return f"{prefix}:{first}:{second}"
+
+
+class RedisBackend:
+    """Keep :class:`~httpx_resilience.RateLimiter` buckets in Redis, shared by every process.
+
+    ::
+
+        client = redis.asyncio.Redis.from_url("redis://localhost:6379/0")
+        limiter = RateLimiter(rate=50, burst=10, backend=RedisBackend(client))
+
+    Args:
+        client: A ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster`` client. The backend
+            never closes it: it belongs to the caller.
+        prefix: First part of every key (``prefix:profile:partition``); give each application
+            (or each limiter that must not share buckets) its own.
+        failure_mode: What a limiter does when Redis fails or does not answer within
+            ``timeout``: ``"open"`` admits the call under a local in-memory bucket of the same
+            rate and burst (per partition), ``"closed"`` rejects it with
+            :class:`~httpx_resilience.RateLimitRejected`. Either way an event
+            ``rate_limit_backend_failed`` says so, and no Redis exception leaves the pipeline.
+        timeout: Seconds one acquisition may take in Redis (script reload included) before it
+            counts as a failure. The client's own retries happen within it.
+        retry_interval: After a failure, seconds during which calls skip Redis and go straight
+            to the failure mode, so that an outage costs one ``timeout`` per interval rather
+            than one per call; the first call after it tries Redis again. 0: try every call.
+
+    Runs on asyncio only (``redis.asyncio`` does).
+    """
+
+    __slots__ = (
+        "_client",
+        "_deadlines",
+        "_down_until",
+        "_failure_mode",
+        "_last_error",
+        "_prefix",
+        "_retry_interval",
+        "_timeout",
+    )
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis | redis.asyncio.RedisCluster,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        failure_mode: FailureMode = "open",
+        timeout: float = 0.1,
+        retry_interval: float = 1.0,
+    ) -> None:
+        if not isinstance(client, (redis.asyncio.Redis, redis.asyncio.RedisCluster)):
+            raise ValueError(
+                "RedisBackend: client must be a redis.asyncio.Redis or "
+                f"redis.asyncio.RedisCluster, got {client!r}"
+            )
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError(f"RedisBackend: prefix must be a non-empty string, got {prefix!r}")
+        if failure_mode not in ("open", "closed"):
+            raise ValueError(
+                f"RedisBackend: failure_mode must be 'open' or 'closed', got {failure_mode!r}"
+            )
+        self._client = client
+        self._prefix = prefix
+        self._failure_mode: FailureMode = failure_mode
+        self._timeout = positive("RedisBackend", "timeout", timeout)
+        self._retry_interval = positive(
+            "RedisBackend", "retry_interval", retry_interval, allow_zero=True
+        )
+        # Monotonic time until which calls skip Redis after a failure (0.0: Redis is healthy),
+        # and the class name of that failure, for the events of the calls that skip it.
+        self._down_until = 0.0
+        self._last_error = ""
+        self._deadlines = _Deadlines(self._timeout)
+
+    def __repr__(self) -> str:
+        # Never the client: its repr holds the address, and a URL may hold a password.
+        return (
+            f"RedisBackend(prefix={self._prefix!r}, failure_mode={self._failure_mode!r}, "
+            f"timeout={self._timeout:g}, retry_interval={self._retry_interval:g})"
+        )
+
+    @property
+    def prefix(self) -> str:
+        """The first part of every key."""
+        return self._prefix
+
+    @property
+    def failure_mode(self) -> FailureMode:
+        """``"open"`` or ``"closed"``: what a limiter does when Redis fails."""
+        return self._failure_mode
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one acquisition may take in Redis."""
+        return self._timeout
+
+    @property
+    def retry_interval(self) -> float:
+        """Seconds calls skip Redis after a failure."""
+        return self._retry_interval
+
+    def key(self, profile: str | None, partition: str | None) -> str:
+        """The Redis key of the bucket of ``profile`` and ``partition`` (see :func:`bucket_key`)."""
+        return bucket_key(self._prefix, profile, partition)
+
+    def token_store(self, *, rate: float, burst: float) -> RedisTokenStore:
+        """The buckets of a limiter of ``rate`` tokens per second and size ``burst``."""
+        return RedisTokenStore(self, rate=rate, burst=burst)
+
+    def _skip_or_probe(self) -> None:
+        # After a failure: within retry_interval, fail at once without asking Redis; after it,
+        # let this call probe Redis (the calls that come while it is out still skip it).
+        now = time.monotonic()
+        if now < self._down_until:
+            raise StoreUnavailable(self._last_error, retry_after=self._down_until - now)
+        self._down_until = now + self._retry_interval
+
+    if sys.version_info >= (3, 11):
+
+        async def _evalsha(self, key: bytes, args: tuple[bytes, ...]) -> int:
+            task = asyncio.current_task()
+            assert task is not None
+            deadlines = self._deadlines
+            deadlines.start(task)
+            client = self._client
+            try:
+                try:
+                    wait: Any = await client.execute_command("EVALSHA", _SHA, b"1", key, *args)
+                except NoScriptError:
+                    wait = await self._reload_and_evalsha(key, args)
+            except asyncio.CancelledError:
+                if deadlines.expired(task):
+                    raise TimeoutError(f"no answer from Redis within {self._timeout:g} s") from None
+                raise
+            finally:
+                deadlines.finish(task)
+            if type(wait) is not int or wait < 0:
+                raise _bad_reply(wait)
+            return wait
+
+    else:  # pragma: no cover - Python 3.10: no Task.uncancel(), so anyio's own timeout
+
+        async def _evalsha(self, key: bytes, args: tuple[bytes, ...]) -> int:
+            import anyio
+
+            client = self._client
+            with anyio.fail_after(self._timeout):
+                try:
+                    wait: Any = await client.execute_command("EVALSHA", _SHA, b"1", key, *args)
+                except NoScriptError:
+                    wait = await self._reload_and_evalsha(key, args)
+            if type(wait) is not int or wait < 0:
+                raise _bad_reply(wait)
+            return wait
+
+    async def _reload_and_evalsha(self, key: bytes, args: tuple[bytes, ...]) -> Any:
+        # A server without the script (first use, restart, failover, SCRIPT FLUSH): load it and
+        # call it again, within the same timeout.
+        await self._client.script_load(_SCRIPT)
+        return await self._client.execute_command("EVALSHA", _SHA, b"1", key, *args)
+
+    def _failed(self, exc: Exception) -> StoreUnavailable:
+        try:
+            library = sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            library = None
+        if library != "asyncio":
+            # Not a Redis failure but a misuse, which no failure mode should hide.
+            raise RuntimeError(
+                f"RedisBackend runs on asyncio only (redis.asyncio does), not on {library}"
+            ) from exc
+        self._last_error = type(exc).__name__
+        self._down_until = time.monotonic() + self._retry_interval
+        return StoreUnavailable(self._last_error, retry_after=self._retry_interval)
+
+
+def _bad_reply(reply: Any) -> TypeError:
+    return TypeError(f"unexpected reply from the rate-limit script: {type(reply).__name__}")
+
+
+class _Deadlines:
+    """Cancels the Redis calls that outlive the timeout, with one timer for all of them.
+
+    ``asyncio.timeout()`` arms and disarms a timer per call, which costs several microseconds
+    on every acquisition. Here a call only notes its deadline; one timer, armed while calls are
+    in flight, fires at the earliest deadline, cancels the calls that have run out and re-arms
+    for the next. Under steady traffic it fires about once per timeout, whatever the rate. The
+    cancelled call turns its cancellation into ``TimeoutError`` the way ``asyncio.timeout()``
+    does: only if nothing else asked to cancel the task meanwhile.
+    """
+
+    __slots__ = ("_expired", "_handle", "_inflight", "_loop", "_timeout")
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        # The tasks waiting for Redis and their deadlines (loop time), in the order they
+        # started: with one timeout for all, also the order of their deadlines.
+        self._inflight: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, task: asyncio.Task[Any]) -> None:
+        """Note that ``task`` waits for Redis from now on."""
+        loop = task.get_loop()
+        deadline = self._inflight[task] = loop.time() + self._timeout
+        # Arm the timer if none is (or if it belongs to an event loop that has gone: a backend
+        # may outlive an asyncio.run()).
+        if self._handle is None or self._loop is not loop:
+            self._loop = loop
+            self._handle = loop.call_at(deadline, self._fire)
+
+    def finish(self, task: asyncio.Task[Any]) -> None:
+        """Note that ``task`` no longer waits; the timer goes quiet at its next firing."""
+        del self._inflight[task]
+        if self._expired:  # normally emptied by expired(); never keep a finished task alive
+            self._expired.discard(task)
+
+    def expired(self, task: asyncio.Task[Any]) -> bool:
+        """Whether the cancellation ``task`` is handling is the timeout's (and only that)."""
+        if task not in self._expired:
+            return False
+        self._expired.discard(task)
+        if sys.version_info >= (3, 11):
+            return task.uncancel() == 0
+        else:  # pragma: no cover - the class is used from 3.11 only
+            return True
+
+    def _fire(self) -> None:
+        self._handle = None
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        for task, deadline in self._inflight.items():
+            if deadline > now:
+                self._handle = loop.call_at(deadline, self._fire)
+                return
+            if task not in self._expired:
+                self._expired.add(task)
+                task.cancel()
+
+
+class RedisTokenStore:
+    """The buckets of one limiter (one rate and burst) in a :class:`RedisBackend`.
+
+    Made by :meth:`RedisBackend.token_store`; a :class:`~httpx_resilience.RateLimiter` with
+    ``backend=`` makes its own.
+    """
+
+    __slots__ = ("_args", "_backend")
+
+    def __init__(self, backend: RedisBackend, *, rate: float, burst: float) -> None:
+        self._backend = backend
+        # The script's arguments, encoded once: tokens per microsecond, the burst, and the
+        # expiry of an idle bucket, twice the time it takes to fill (a full bucket and no key
+        # at all mean the same, so an idle key may as well vanish).
+        expiry_ms = max(1, math.ceil(2000.0 * burst / rate))
+        self._args = (repr(rate / 1e6).encode(), repr(float(burst)).encode(), b"%d" % expiry_ms)
+
+    @property
+    def failure_mode(self) -> FailureMode:
+        """The backend's failure mode."""
+        return self._backend.failure_mode
+
+    def bucket_name(self, profile: str | None, partition: str | None) -> bytes:
+        """The bucket's Redis key, encoded."""
+        return self._backend.key(profile, partition).encode()
+
+    async def take(self, name: bytes) -> float:
+        """Take a token from bucket ``name``: 0.0, or the seconds until the next one.
+
+        Raises:
+            StoreUnavailable: Redis failed or did not answer within the backend's timeout, or
+                failed less than ``retry_interval`` ago.
+        """
+        backend = self._backend
+        if backend._down_until:
+            backend._skip_or_probe()
+        try:
+            wait = await backend._evalsha(name, self._args)
+        except Exception as exc:
+            # Any failure (connection, timeout, a server error, a reply we cannot read) is the
+            # store's, and becomes the failure mode: nothing from Redis leaves the pipeline.
+            raise backend._failed(exc) from exc
+        if backend._down_until:
+            backend._down_until = 0.0
+        return wait / 1e6 if wait else 0.0

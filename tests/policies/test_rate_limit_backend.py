@@ -1,0 +1,172 @@
+"""RateLimiter(backend=...) without a server: key escaping, option checks, the in-memory path.
+
+The behaviour against a real Redis is in tests/integration/redis_backend/.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from httpx_resilience import Context, RateLimiter
+from httpx_resilience.backends import RateLimitBackend, StoreUnavailable, TokenStore
+from httpx_resilience.policies.rate_limit import _SharedRateLimiter
+from httpx_resilience.telemetry import EVENT_NAMES
+
+redis_asyncio = pytest.importorskip("redis.asyncio", reason="the redis extra is not installed")
+
+from httpx_resilience.backends.redis import RedisBackend, bucket_key  # noqa: E402
+
+parts = st.none() | st.text(max_size=12)
+
+
+@given(a=st.tuples(parts, parts), b=st.tuples(parts, parts))
+def test_distinct_profiles_and_partitions_never_share_a_key(
+    a: tuple[str | None, str | None], b: tuple[str | None, str | None]
+) -> None:
+    if a != b:
+        assert bucket_key("p", *a) != bucket_key("p", *b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (("x", "a:b"), ("x", "a%3Ab")),  # a separator, and its escape spelled out by hand
+        (("x:y", "z"), ("x", "y:z")),  # the separator moved between the parts
+        (("x", "%all"), ("x", None)),  # a partition named like the "not partitioned" part
+        (("%none", "y"), (None, "y")),  # a profile named like the "no profile" part
+        (("x", ""), ("x", None)),
+        (("x", "{tag}"), ("x", "%7Btag%7D")),
+        (("x", "é"), ("x", "%C3%A9")),
+    ],
+)
+def test_keys_that_differ_only_by_escaped_characters_differ(
+    a: tuple[str | None, str | None], b: tuple[str | None, str | None]
+) -> None:
+    assert bucket_key("httpx-resilience", *a) != bucket_key("httpx-resilience", *b)
+
+
+def test_a_key_is_prefix_profile_partition_with_each_part_escaped() -> None:
+    assert bucket_key("rl", "payments", "tenant-7") == "rl:payments:tenant-7"
+    assert bucket_key("rl", None, None) == "rl:%none:%all"
+    assert bucket_key("rl", "a b", "https://h:443") == "rl:a%20b:https%3A%2F%2Fh%3A443"
+    # Only letters, digits, "_.-~" and %XX: no ":" (separator) and no "{" (cluster hash tag).
+    assert bucket_key("rl", "{x}:%", "\x00\n\ud800") == "rl:%7Bx%7D%3A%25:%00%0A%ED%A0%80"
+
+
+def test_the_backend_names_the_keys_with_its_prefix() -> None:
+    backend = RedisBackend(redis_asyncio.Redis(), prefix="app")
+    assert backend.key("p", "k") == "app:p:k"
+    store = backend.token_store(rate=10.0, burst=5.0)
+    assert isinstance(store, TokenStore)
+    assert store.bucket_name("p", None) == b"app:p:%all"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"prefix": ""}, "prefix must be a non-empty string, got ''"),
+        ({"prefix": 3}, "prefix must be a non-empty string, got 3"),
+        ({"failure_mode": "half"}, "failure_mode must be 'open' or 'closed', got 'half'"),
+        ({"timeout": 0}, "timeout must be a finite number > 0, got 0"),
+        ({"timeout": float("inf")}, "timeout must be a finite number > 0, got inf"),
+        ({"retry_interval": -1}, "retry_interval must be a finite number >= 0, got -1"),
+    ],
+)
+def test_bad_backend_options_are_named(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^RedisBackend: {message}"):
+        RedisBackend(redis_asyncio.Redis(), **options)
+
+
+def test_the_client_must_be_an_asyncio_redis_client() -> None:
+    import redis
+
+    with pytest.raises(ValueError, match=r"^RedisBackend: client must be a redis\.asyncio\.Redis"):
+        RedisBackend(redis.Redis())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="got 'redis://localhost'"):
+        RedisBackend("redis://localhost")  # type: ignore[arg-type]
+
+
+def test_the_backend_repr_never_shows_the_client() -> None:
+    client = redis_asyncio.Redis.from_url("redis://user:secret@localhost:6379/0")
+    backend = RedisBackend(client, failure_mode="closed")
+    assert "secret" not in repr(backend)
+    assert repr(backend) == (
+        "RedisBackend(prefix='httpx-resilience', failure_mode='closed', timeout=0.1, "
+        "retry_interval=1)"
+    )
+    assert isinstance(backend, RateLimitBackend)
+
+
+def test_a_limiter_with_a_backend_is_a_shared_rate_limiter() -> None:
+    backend = RedisBackend(redis_asyncio.Redis())
+    limiter = RateLimiter(rate=5, burst=2, backend=backend)
+    assert isinstance(limiter, RateLimiter)
+    assert type(limiter) is _SharedRateLimiter
+    assert repr(limiter) == (
+        "RateLimiter(rate=5, burst=2, max_wait=0, partitioned=False, shared=True)"
+    )
+    # Without one it is the plain in-memory limiter, whose execute() never looks at a backend.
+    assert type(RateLimiter(rate=5)) is RateLimiter
+    assert type(RateLimiter(rate=5, backend=None)) is RateLimiter
+
+
+def test_a_bad_backend_is_named() -> None:
+    with pytest.raises(ValueError, match=r"^RateLimiter: backend must be None or a rate-limit"):
+        RateLimiter(rate=1, backend="redis://localhost")  # type: ignore[arg-type]
+
+
+def test_the_backend_failure_event_is_a_known_event() -> None:
+    assert "rate_limit_backend_failed" in EVENT_NAMES
+    failure = StoreUnavailable("ConnectionError", retry_after=1.0)
+    assert (failure.error, failure.retry_after) == ("ConnectionError", 1.0)
+
+
+def test_the_library_imports_without_redis() -> None:
+    code = (
+        "import sys; sys.modules['redis'] = None\n"  # any import of redis now fails
+        "import httpx_resilience, httpx_resilience.backends\n"
+        "from httpx_resilience import RateLimiter\n"
+        "RateLimiter(rate=1)\n"
+        "try:\n"
+        "    httpx_resilience.RedisBackend\n"
+        "except ImportError:\n"
+        "    print('lazy')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "lazy"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_on_trio_the_redis_backend_says_it_needs_asyncio() -> None:
+    limiter = RateLimiter(rate=1, backend=RedisBackend(redis_asyncio.Redis(port=1)))
+
+    async def noop() -> None:
+        return None
+
+    with pytest.raises(RuntimeError, match="RedisBackend runs on asyncio only"):
+        await limiter.execute(lambda context: noop(), Context())
+
+
+def test_the_backend_is_importable_from_the_package_and_shows_its_options() -> None:
+    import httpx_resilience
+    import httpx_resilience.backends
+
+    assert httpx_resilience.RedisBackend is RedisBackend
+    assert httpx_resilience.backends.RedisBackend is RedisBackend
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        httpx_resilience.backends.Nothing  # noqa: B018
+    backend = RedisBackend(
+        redis_asyncio.Redis(), prefix="a", failure_mode="closed", timeout=0.5, retry_interval=0
+    )
+    options = (backend.prefix, backend.failure_mode, backend.timeout, backend.retry_interval)
+    assert options == ("a", "closed", 0.5, 0.0)
