@@ -115,9 +115,9 @@ def available(step: Step) -> bool:
     return hasattr(PipelineBuilder, step.method)
 
 
-def build_pipeline(steps: Sequence[Step]) -> Pipeline:
+def build_pipeline(steps: Sequence[Step], listeners: Sequence[Any] = ()) -> Pipeline:
     """A new pipeline (with its own state) made of the given steps, outermost first."""
-    builder = Pipeline.builder()
+    builder = Pipeline.builder(listeners=listeners)
     for step in steps:
         builder = step.add(builder)
     return builder.build()
@@ -130,9 +130,24 @@ def full_stack_steps() -> tuple[list[str], list[str]]:
     return present, missing
 
 
-def our_full_stack() -> Pipeline:
+def our_full_stack(listeners: Sequence[Any] = ()) -> Pipeline:
     """A new full-stack pipeline, of the steps the builder supports."""
-    return build_pipeline([step for step in FULL_STACK.values() if available(step)])
+    return build_pipeline([step for step in FULL_STACK.values() if available(step)], listeners)
+
+
+def telemetry_listeners() -> dict[str, list[Any]]:
+    """Listeners to attach to the full stack, to show what telemetry costs the happy path: an
+    event listener (no events fire when every call succeeds), and OpenTelemetry's, which also
+    times every execution (when the otel extra and its SDK are installed)."""
+    listeners: dict[str, list[Any]] = {"an event listener": [lambda event: None]}
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+
+        from httpx_resilience.telemetry import OpenTelemetryListener
+    except ImportError:
+        return listeners
+    listeners["OpenTelemetryListener"] = [OpenTelemetryListener(MeterProvider())]
+    return listeners
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,6 +378,16 @@ def group_a_ours() -> list[Case]:
             note,
         )
     )
+    for name, listeners in telemetry_listeners().items():
+        cases.append(
+            Case(
+                f"ours: full stack + {name}",
+                "A",
+                "ours",
+                functools.partial(our_full_stack(listeners).execute, noop),
+                is_none,
+            )
+        )
     return cases
 
 

@@ -48,3 +48,19 @@ def test_the_redis_limiter_benchmark_runs_end_to_end(tmp_path: Path) -> None:
         "RateLimiter + RedisBackend",
         "RateLimiter (in memory)",
     }
+
+
+def test_the_partition_memory_benchmark_runs() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "partitions_memory.py"),
+            "--seconds", "2", "--rate", "200", "--max-partitions", "100",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "partitions at most 100" in result.stdout
