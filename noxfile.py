@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -36,21 +36,23 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the library."""
-    session.install("-e", ".[dev,cli]")
+    """mypy --strict on the library, with every extra installed so its imports are checked."""
+    session.install("-e", ".[dev,cli,redis,otel]")
     session.run("mypy", "--strict", "src")
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
     """Overhead of the pipelines against bare calls and the peer libraries, in one run; then
-    the Redis rate limiter against a bare PING and the in-memory bucket (needs redis-server).
+    the Redis rate limiter against a bare PING and the in-memory bucket (needs redis-server);
+    then the memory of a partitioned breaker under a flood of distinct keys.
 
     ``nox -s bench -- ARGS`` passes ARGS to overhead.py only.
     """
-    session.install("-e", ".[redis]", *BENCH_PEERS)
+    session.install("-e", ".[redis,otel]", "opentelemetry-sdk", *BENCH_PEERS)
     session.run("python", "benchmarks/overhead.py", *session.posargs)
     session.run("python", "benchmarks/redis_limiter.py")
+    session.run("python", "benchmarks/partitions_memory.py")
 
 
 @nox.session
@@ -58,3 +60,10 @@ def demo(session: nox.Session) -> None:
     """The same load against a flaky local upstream, through plain httpx and ResilientClient."""
     session.install("-e", ".[cli]")
     session.run("python", "-m", "httpx_resilience", "demo", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with --strict (every reference must resolve)."""
+    session.install("-e", ".", "mkdocs-material", "mkdocstrings[python]")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
