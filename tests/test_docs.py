@@ -1,0 +1,85 @@
+"""Every code block of the documentation runs.
+
+Each page is a session: its Python blocks run in order in one namespace, inside an event loop,
+so they may ``await`` at the top level as in an async REPL. Requests to hosts other than the
+loopback address get a canned answer (the pages talk to ``api.example.com`` and friends); a page
+that needs Redis gets a real server, whose URL replaces ``redis://localhost:6379/0``. Every TOML
+block that configures profiles is loaded, so a documented configuration is a valid one.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from httpx_resilience import Registry
+
+ROOT = Path(__file__).parent.parent
+PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
+FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+DOCS_REDIS_URL = "redis://localhost:6379/0"
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def blocks(page: Path, language: str) -> list[tuple[int, str]]:
+    """The ``language`` blocks of ``page``, with the line each starts on."""
+    text = page.read_text(encoding="utf-8")
+    found = []
+    for match in FENCE.finditer(text):
+        if match.group(1) == language:
+            found.append((text.count("\n", 0, match.start()) + 2, match.group(2)))
+    return found
+
+
+def page_id(page: Path) -> str:
+    return str(page.relative_to(ROOT))
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+@pytest.mark.anyio
+async def test_python_blocks_run(page: Path, request: pytest.FixtureRequest) -> None:
+    code_blocks = blocks(page, "python")
+    if not code_blocks:
+        return
+    namespace: dict[str, Any] = {"__name__": "__docs__"}
+    redis_url = None
+    if any("redis" in code for _, code in code_blocks):
+        redis_url = request.getfixturevalue("redis_url")
+    with respx.mock(assert_all_called=False) as router:
+        router.route(host__regex=r"^(127\.0\.0\.1|localhost)$").pass_through()
+        router.route().mock(
+            side_effect=lambda r: httpx.Response(200, json={"ok": True, "path": r.url.path})
+        )
+        for line, code in code_blocks:
+            if redis_url is not None:
+                code = code.replace(DOCS_REDIS_URL, redis_url)
+            compiled = compile(
+                "\n" * (line - 1) + code,
+                str(page),
+                "exec",
+                flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
+            )
+            result = eval(compiled, namespace)
+            if inspect.iscoroutine(result):
+                await result
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_toml_blocks_are_valid_configurations(page: Path) -> None:
+    for line, text in blocks(page, "toml"):
+        data = tomllib.loads(text)
+        if "profiles" in data or "routes" in data:
+            Registry.from_mapping(data, environ={}, source=f"{page_id(page)}:{line}")
