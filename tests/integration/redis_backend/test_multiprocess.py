@@ -58,7 +58,9 @@ def test_four_processes_share_one_limit_and_none_starves(redis_server: RedisServ
         f"(+2%: {bound * 1.02:.1f}); per worker {dict(sorted(shares.items()))}"
     )
     assert [events for _, _, events in outcomes] == [[]] * WORKERS  # no Redis failure at all
-    assert DURATION - 0.2 < window <= DURATION
+    # Each worker stops at its own start + DURATION; the workers leave the barrier a few
+    # milliseconds apart, so the span of all admissions may overrun DURATION by that much.
+    assert DURATION - 0.2 < window < DURATION + 0.2
     # The bar: never more than burst + rate * t, with 2 % for the clocks' granularity...
     assert len(admitted) <= bound * 1.02
     # ...and the limit is used, not merely respected: the callers wanted far more.
