@@ -4,7 +4,17 @@ import asyncio
 
 import pytest
 
-from httpx_resilience import Outcome, handle_all, handle_exceptions, handle_results
+from httpx_resilience import (
+    BrokenCircuitError,
+    BulkheadRejected,
+    IsolatedCircuitError,
+    Outcome,
+    RateLimitRejected,
+    TimeoutRejected,
+    handle_all,
+    handle_exceptions,
+    handle_results,
+)
 from httpx_resilience.outcome import GENERIC_CLASSIFIER, OutcomePredicate
 
 
@@ -94,3 +104,26 @@ def test_the_generic_classifier_treats_exceptions_as_failures() -> None:
     assert GENERIC_CLASSIFIER.is_failure(Outcome(exception=ValueError()))
     assert not GENERIC_CLASSIFIER.is_failure(Outcome(result=None))
     assert GENERIC_CLASSIFIER.retry_after(Outcome(result=1)) is None
+
+
+@pytest.mark.parametrize(
+    "rejection",
+    [
+        BrokenCircuitError("open", retry_after=2.0),
+        IsolatedCircuitError("isolated"),
+        BulkheadRejected("full"),
+        RateLimitRejected("empty", retry_after=0.5),
+    ],
+)
+def test_another_policys_rejection_is_not_a_failure(rejection: Exception) -> None:
+    outcome = Outcome[None](exception=rejection)
+    assert not GENERIC_CLASSIFIER.is_failure(outcome)
+    # ...unless a predicate says so (handle_all takes every Exception).
+    assert handle_all(outcome)
+    assert GENERIC_CLASSIFIER.retry_after(outcome) == getattr(rejection, "retry_after", None)
+
+
+def test_an_attempt_timeout_is_a_failure() -> None:
+    outcome = Outcome[None](exception=TimeoutRejected("slow", timeout=1.0))
+    assert GENERIC_CLASSIFIER.is_failure(outcome)
+    assert GENERIC_CLASSIFIER.retry_after(outcome) is None

@@ -5,14 +5,18 @@ predicate over outcomes; :func:`handle_exceptions` and :func:`handle_results` bu
 ones, and any two predicates combine with ``|``, ``&`` and ``~``.
 
 A policy built without ``handle=`` asks the :class:`Classifier` of the place it runs in: a plain
-pipeline treats any :class:`Exception` as a failure, the HTTP layer also treats transient status
-codes as failures (see :mod:`httpx_resilience.http.classify`).
+pipeline treats any :class:`Exception` as a failure except another policy's rejection (an open
+circuit, a full bulkhead, an empty bucket; an attempt timeout does count); the HTTP layer
+treats transport errors, attempt timeouts and transient status codes as failures (see
+:mod:`httpx_resilience.http.classify`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast
+
+from .errors import ResilienceError, TimeoutRejected
 
 __all__ = [
     "GENERIC_CLASSIFIER",
@@ -138,6 +142,12 @@ def handle_results(predicate: Callable[[Any], bool]) -> OutcomePredicate:
     return OutcomePredicate(check, f"handle_results({_text(predicate)})")
 
 
+def _is_rejection(exc: BaseException) -> bool:
+    """Whether ``exc`` is a policy's refusal to make the call (every
+    :class:`~httpx_resilience.ResilienceError` but a timeout), not a failure of the call."""
+    return isinstance(exc, ResilienceError) and not isinstance(exc, TimeoutRejected)
+
+
 def _any_exception(outcome: Outcome[Any]) -> bool:
     return isinstance(outcome.exception, Exception)
 
@@ -173,12 +183,24 @@ class Classifier:
         return False
 
     def failed_exception(self, exc: BaseException) -> bool:
-        """Whether a raised exception is a failure (any :class:`Exception`, never cancellation)."""
-        return isinstance(exc, Exception)
+        """Whether a raised exception is a failure: any :class:`Exception` but a rejection.
+
+        Never cancellation, and never a rejection by another policy (an open circuit, a full
+        bulkhead, an empty bucket): retrying those only repeats the refusal, and a breaker that
+        counted them would open on the caller's own load. An attempt timeout
+        (:class:`~httpx_resilience.TimeoutRejected`) is a failure: the dependency was too slow.
+        """
+        return isinstance(exc, Exception) and not _is_rejection(exc)
 
     def retry_after(self, outcome: Outcome[Any]) -> float | None:
-        """Seconds the dependency asked the caller to wait, if it said so."""
-        return None
+        """Seconds to wait before trying again, if the outcome says.
+
+        Here, a rejection's own ``retry_after`` (an open circuit's time to its probe, an empty
+        bucket's time to its next token), which matters only to a retry told to handle
+        rejections; the HTTP layer adds the response's ``Retry-After``.
+        """
+        exc = outcome.exception
+        return getattr(exc, "retry_after", None) if isinstance(exc, ResilienceError) else None
 
     async def discard(self, outcome: Outcome[Any]) -> None:
         """Release what a result holds (a connection, say) when no one will see it."""

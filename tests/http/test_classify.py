@@ -6,7 +6,15 @@ import anyio
 import httpx
 import pytest
 
-from httpx_resilience import BrokenCircuitError, Outcome, TimeoutRejected
+from httpx_resilience import (
+    BrokenCircuitError,
+    BulkheadRejected,
+    Outcome,
+    RateLimitRejected,
+    ResilienceError,
+    TimeoutRejected,
+)
+from httpx_resilience.http._errors import as_httpx_error
 from httpx_resilience.http.classify import (
     HTTP_CLASSIFIER,
     can_replay,
@@ -45,6 +53,28 @@ def test_transient_errors(exc: Exception) -> None:
 )
 def test_errors_that_are_not_transient(exc: Exception) -> None:
     assert not transient(Outcome(exception=exc))
+
+
+@pytest.mark.parametrize(
+    "rejection",
+    [
+        BrokenCircuitError("open", retry_after=1.0),
+        BulkheadRejected("full"),
+        RateLimitRejected("empty", retry_after=0.5),
+    ],
+)
+def test_a_rejection_is_never_transient_even_as_an_httpx_error(rejection: Exception) -> None:
+    # What a ResilientClient raises is also an httpx.TransportError; a retry or breaker around
+    # that client (a pipeline calling a client that has its own) must still not handle it.
+    assert isinstance(rejection, ResilienceError)
+    converted = as_httpx_error(rejection, REQUEST)
+    assert isinstance(converted, httpx.TransportError)
+    for exc in (rejection, converted):
+        assert not transient(Outcome(exception=exc))
+        assert not HTTP_CLASSIFIER.is_failure(Outcome(exception=exc))
+    timeout = as_httpx_error(TimeoutRejected("slow", timeout=1.0), REQUEST)
+    assert isinstance(timeout, httpx.TimeoutException)
+    assert transient(Outcome(exception=timeout))
 
 
 @pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
@@ -112,6 +142,9 @@ def test_the_classifier_reads_retry_after_from_responses_only() -> None:
     assert HTTP_CLASSIFIER.retry_after(Outcome(result=httpx.Response(503))) is None
     assert HTTP_CLASSIFIER.retry_after(Outcome(result="not a response")) is None
     assert HTTP_CLASSIFIER.retry_after(Outcome(exception=ValueError())) is None
+    # A rejection says itself when to come back (for a retry told to handle rejections).
+    rejected = RateLimitRejected("empty", retry_after=0.25)
+    assert HTTP_CLASSIFIER.retry_after(Outcome(exception=rejected)) == 0.25
 
 
 @pytest.mark.parametrize(

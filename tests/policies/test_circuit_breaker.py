@@ -8,6 +8,8 @@ import pytest
 
 from httpx_resilience import (
     BrokenCircuitError,
+    Bulkhead,
+    BulkheadRejected,
     CircuitBreaker,
     CircuitState,
     Context,
@@ -349,6 +351,35 @@ async def test_in_the_http_layer_only_transient_outcomes_are_failures() -> None:
     assert h.breaker.state is CLOSED  # 1 of 4
     await h.pipeline.execute(lambda: answer(429), Context(classifier=HTTP_CLASSIFIER))
     assert h.breaker.state is OPEN  # 2 of 5
+
+
+async def test_the_callers_own_overload_never_opens_it() -> None:
+    # A breaker outside a bulkhead: a flood of calls over the bulkhead's limit is rejected by
+    # the bulkhead, which says nothing about the dependency, so the breaker stays closed.
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_ratio=0.5, minimum_throughput=4, clock=clock)
+    pipeline = Pipeline([breaker, Bulkhead(max_concurrent=1, clock=clock)])
+    release = anyio.Event()
+    rejected = 0
+
+    async def held() -> str:
+        await release.wait()
+        return "ok"
+
+    async def caller() -> None:
+        nonlocal rejected
+        try:
+            await pipeline.execute(held)
+        except BulkheadRejected:
+            rejected += 1
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(10):
+            tg.start_soon(caller)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+    assert rejected == 9  # 9 of 10 calls "failed": far over the ratio, were they counted
+    assert breaker.state is CLOSED
 
 
 async def test_partitions_have_breakers_of_their_own() -> None:

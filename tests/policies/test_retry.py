@@ -10,9 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from httpx_resilience import (
+    BrokenCircuitError,
+    CircuitBreaker,
     Context,
     Outcome,
     Pipeline,
+    RateLimitRejected,
     Retry,
     RetryBudget,
     TimeoutRejected,
@@ -430,3 +433,36 @@ async def test_context_attempt_counts_the_tries() -> None:
 def test_bad_options_are_named(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=f"^{message.replace('.', '[.]')}$"):
         Retry(**options)
+
+
+async def test_an_open_circuit_inside_is_not_retried() -> None:
+    # The standard order puts the retry outside the breaker; retrying an open circuit would
+    # only repeat the refusal, after a wait, so the call fails at once.
+    clock = FakeClock()
+    breaker = CircuitBreaker(clock=clock)
+    pipeline = Pipeline([Retry(max_attempts=5, clock=clock), breaker])
+    breaker.isolate()
+    call = Flaky(0)
+    context = Context()
+    with pytest.raises(BrokenCircuitError):
+        await pipeline.execute(call, context)
+    assert call.calls == 0
+    assert clock.monotonic() == 0.0
+    assert len(context.report.attempts) == 1
+
+
+async def test_a_rejection_handled_on_purpose_is_retried_after_its_retry_after() -> None:
+    clock = FakeClock()
+    pipeline = (
+        Pipeline.builder(clock=clock)
+        .retry(max_attempts=3, backoff=fixed(0.1), handle=handle_exceptions(RateLimitRejected))
+        .rate_limit(rate=4.0, burst=1)
+        .build()
+    )
+    call = Flaky(0)
+    assert await pipeline.execute(call) == "ok"
+    context = Context()
+    assert await pipeline.execute(call, context) == "ok"
+    # The bucket said 0.25 s to the next token, more than the 0.1 s backoff: that wait it is.
+    assert clock.monotonic() == 0.25
+    assert [a.delay for a in context.report.attempts] == [0.25, None]

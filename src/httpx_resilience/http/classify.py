@@ -9,7 +9,11 @@ The default predicate of the HTTP layer, :data:`transient`, handles:
 - :class:`~httpx_resilience.TimeoutRejected` (an attempt timeout);
 - responses with status 408, 429, 500, 502, 503 or 504.
 
-Never other 4xx: a request the server refused will be refused again.
+Never other 4xx: a request the server refused will be refused again. Never another policy's
+rejection either (:class:`~httpx_resilience.BrokenCircuitError`,
+:class:`~httpx_resilience.BulkheadRejected`, :class:`~httpx_resilience.RateLimitRejected`), though
+each is also an :class:`httpx.TransportError`: retrying one repeats the refusal, and a breaker
+counting one would open on the caller's own load rather than the dependency's health.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import anyio
 import httpx
 
 from ..errors import TimeoutRejected
-from ..outcome import Classifier, Outcome, OutcomePredicate
+from ..outcome import Classifier, Outcome, OutcomePredicate, _is_rejection
 
 __all__ = [
     "HTTP_CLASSIFIER",
@@ -56,6 +60,10 @@ _DISCARD_MAX_SECONDS = 1.0
 
 
 def _transient_exception(exc: BaseException) -> bool:
+    # A rejection by another policy is also an httpx.TransportError once it has left a
+    # ResilientClient (one client's pipeline called inside another's), but is never transient.
+    if _is_rejection(exc):
+        return False
     if isinstance(exc, httpx.TransportError):
         return not isinstance(exc, _CALLERS_MISTAKES)
     return isinstance(exc, TimeoutRejected)
@@ -130,7 +138,7 @@ class HTTPClassifier(Classifier):
         """The response's ``Retry-After``, in seconds, if it has a usable one."""
         response = outcome.result
         if not isinstance(response, httpx.Response):
-            return None
+            return super().retry_after(outcome)
         value = response.headers.get("retry-after")
         return None if value is None else parse_retry_after(value)
 

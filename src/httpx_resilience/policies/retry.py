@@ -63,8 +63,10 @@ class Retry:
         stop: A tenacity stop strategy (``stop_after_delay(10)``...), checked after each failed
             try with the upcoming wait known (``upcoming_sleep``).
         handle: Which outcomes are failures worth retrying. Default: the place's classifier
-            (any exception in a plain pipeline; transient errors and statuses over HTTP).
-        respect_retry_after: Wait at least as long as the dependency's ``Retry-After`` asks.
+            (any exception but another policy's rejection in a plain pipeline; transient errors
+            and statuses over HTTP).
+        respect_retry_after: Wait at least as long as the dependency's ``Retry-After`` asks (or,
+            when ``handle`` takes in a rejection, as the rejection's ``retry_after`` says).
         max_retry_after: A ``Retry-After`` longer than this ends retrying at once.
         budget: A :class:`~httpx_resilience.RetryBudget` shared by every execution of this policy,
             or ``None`` for no budget.
