@@ -317,3 +317,32 @@ def test_seconds_must_be_positive() -> None:
         with pytest.raises(ValueError, match="Timeout: seconds must be a finite number > 0"):
             Timeout(bad)  # type: ignore[arg-type]
     assert repr(Timeout(1.5)) == "Timeout(seconds=1.5)"
+
+
+async def test_on_a_hand_driven_clock_it_fires_at_the_deadline_though_time_moved_first() -> None:
+    # The call runs before the timeout's watcher does; time that passes in between (here an
+    # advance by hand) must not push the expiry back.
+    clock = FakeClock(autojump=False)
+    pipeline = Pipeline([Timeout(1.0, clock=clock)])
+    started = anyio.Event()
+    expired_at: list[float] = []
+
+    async def call() -> None:
+        clock.advance(0.5)
+        started.set()
+        await anyio.sleep_forever()
+
+    async def run() -> None:
+        with pytest.raises(TimeoutRejected):
+            await pipeline.execute(call)
+        expired_at.append(clock.monotonic())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await started.wait()
+        await anyio.wait_all_tasks_blocked()
+        clock.advance(0.5)
+        await anyio.wait_all_tasks_blocked()
+        seen = list(expired_at)
+        tg.cancel_scope.cancel()
+    assert seen == [1.0]

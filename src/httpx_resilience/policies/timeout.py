@@ -236,7 +236,10 @@ class Timeout:
 
         async def watch(scope: anyio.CancelScope) -> None:
             nonlocal expired
-            await clock.sleep(deadline - now)
+            # Measured from now, not from the start: the call runs before this task does, and
+            # time may have moved meanwhile (a clock advanced by hand, a slow first step).
+            while (remaining := deadline - clock.monotonic()) > 0:
+                await clock.sleep(remaining)
             expired = True
             scope.cancel()
 
