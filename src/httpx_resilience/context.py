@@ -84,6 +84,7 @@ class ExecutionReport:
     """
 
     __slots__ = (
+        "_decided",
         "_events",
         "attempts",
         "fallback",
@@ -101,6 +102,8 @@ class ExecutionReport:
         self.fallback_cause: str | None = None
         self.from_cache = False
         self._events: list[ResilienceEvent] | None = None
+        # The try a race decided on, and how many tries there were then (see ``outcome``).
+        self._decided: tuple[Attempt, int] | None = None
 
     @property
     def events(self) -> list[ResilienceEvent]:
@@ -117,8 +120,21 @@ class ExecutionReport:
 
     @property
     def outcome(self) -> Attempt | None:
-        """The last try, if any try was counted."""
-        return self.attempts[-1] if self.attempts else None
+        """The try the execution ended with, if any try was counted.
+
+        That is the last try, except after :class:`~httpx_resilience.Hedging`: there it is the
+        try that won the race (or the failure it gave up on), which may have started before
+        the losers that were cancelled.
+        """
+        attempts = self.attempts
+        decided = self._decided
+        if decided is not None and decided[1] == len(attempts):
+            return decided[0]
+        return attempts[-1] if attempts else None
+
+    def _decide(self, attempt: Attempt) -> None:
+        """Record that a race among tries (hedging) ended with ``attempt``."""
+        self._decided = (attempt, len(self.attempts))
 
     def __repr__(self) -> str:
         return (

@@ -66,6 +66,38 @@ async def test_a_slow_first_try_is_raced_and_loses() -> None:
     assert [(e.name, e.detail["reason"]) for e in context.report.events] == [("hedge", "delay")]
 
 
+async def test_the_report_ends_with_the_winner_not_the_last_try_started() -> None:
+    clock = FakeClock()
+    upstream = Upstream(clock, (1.5, "first"), (5.0, "second"))
+    context = Context()
+    assert await hedged(clock, delay=1.0).execute(upstream, context) == "first"
+    assert upstream.cancelled == [1]
+    report = context.report
+    assert isinstance(report.attempts[-1].exception, anyio.get_cancelled_exc_class())
+    assert report.outcome is report.attempts[0]
+    assert report.outcome.result == "first"
+
+
+async def test_around_hedging_a_retry_reports_the_outcome_of_its_last_round() -> None:
+    clock = FakeClock()
+    # Round one: the first try fails slowly after the hedge started; the hedge fails too.
+    # Round two: its first try wins while the hedge of that round is still running.
+    upstream = Upstream(
+        clock, (1.5, ValueError), (1.0, ValueError), (1.2, "won"), (9.0, "too late")
+    )
+    pipeline = (
+        Pipeline.builder(clock=clock)
+        .retry(max_attempts=2, backoff=lambda state: 0.0)
+        .hedging(delay=1.0)
+        .build()
+    )
+    context = Context()
+    assert await pipeline.execute(upstream, context) == "won"
+    report = context.report
+    assert len(report.attempts) == 4
+    assert report.outcome is report.attempts[2]
+
+
 async def test_a_fast_first_try_needs_no_hedge() -> None:
     clock = FakeClock()
     upstream = Upstream(clock, (0.5, "first"))

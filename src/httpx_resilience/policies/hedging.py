@@ -197,6 +197,7 @@ class Hedging:
             await context.classifier.discard(attempt)
         outcome = winner if winner is not None else last_failure
         assert outcome is not None
+        report._decide(outcome)
         if winner is not None and last_failure is not None:
             await context.classifier.discard(last_failure)
         return outcome.unwrap()  # type: ignore[no-any-return]
