@@ -64,6 +64,7 @@ async def test_client_retries_transient_statuses(clock: FakeClock) -> None:
     report = response.extensions["resilience"]
     assert isinstance(report, ExecutionReport)
     assert [a.result.status_code for a in report.attempts] == [503, 502, 200]
+    assert report.outcome is report.attempts[-1]
     assert clock.monotonic() == 0.5
 
 
@@ -208,8 +209,9 @@ async def test_a_single_successful_exchange_reports_one_attempt() -> None:
         pipeline=Pipeline(), transport=httpx.MockTransport(Upstream())
     ) as client:
         response = await client.get("http://api.test/")
-    attempts = response.extensions["resilience"].attempts
-    assert [(a.number, a.result) for a in attempts] == [(0, response)]
+    report = response.extensions["resilience"]
+    assert [(a.number, a.result) for a in report.attempts] == [(0, response)]
+    assert report.outcome is report.attempts[0]
 
 
 async def test_every_httpx_feature_keeps_working(clock: FakeClock) -> None:

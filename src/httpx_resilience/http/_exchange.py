@@ -127,7 +127,8 @@ def start_exchange(
     report: ExecutionReport = _new(ExecutionReport)
     report.attempts = []
     report.profile = profile
-    report.retry_stopped = report.fallback = report.fallback_cause = report._events = None
+    report.retry_stopped = report.fallback = report.fallback_cause = None
+    report._events = report._decided = None
     report.from_cache = False
     context: Context = _new(Context)
     context.operation_key = profile
