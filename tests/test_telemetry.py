@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import tenacity
@@ -158,6 +159,39 @@ async def test_opentelemetry_counts_events_and_records_durations() -> None:
     assert dict(pipeline_point.attributes) == {"profile": "api", "outcome": "HTTP 200"}
     attempts = {p.attributes["outcome"]: p.count for p in metrics["resilience.attempt.duration"]}
     assert attempts == {"HTTP 503": 1, "HTTP 502": 1, "HTTP 200": 2}
+
+
+async def test_opentelemetry_labels_a_hedged_execution_with_the_winner() -> None:
+    reader = InMemoryMetricReader()
+    clock = FakeClock()
+    pipeline = (
+        Pipeline.builder(clock=clock, listeners=[OpenTelemetryListener(MeterProvider([reader]))])
+        .hedging(delay=1.0)
+        .build()
+    )
+    requests = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal requests
+        requests += 1
+        if requests == 1:
+            await clock.sleep(1.5)  # the first try wins, after the hedge has started
+            return httpx.Response(200)
+        await clock.sleep(10.0)
+        return httpx.Response(504)
+
+    async with ResilientClient(pipeline=pipeline, transport=httpx.MockTransport(handler)) as client:
+        response = await client.get("https://api.example/a")
+    assert response.status_code == 200
+    metrics = metrics_of(reader)
+    (pipeline_point,) = metrics["resilience.pipeline.duration"]
+    assert pipeline_point.attributes["outcome"] == "HTTP 200"
+    # Tries are timed on the policies' clock: the winner took 1.5 s, the loser 0.5 s.
+    attempts = {
+        p.attributes["outcome"]: (p.count, p.sum) for p in metrics["resilience.attempt.duration"]
+    }
+    cancelled = anyio.get_cancelled_exc_class().__name__  # CancelledError, or trio's Cancelled
+    assert attempts == {"HTTP 200": (1, 1.5), cancelled: (1, 0.5)}
 
 
 async def test_timed_listeners_see_failed_executions_too() -> None:
