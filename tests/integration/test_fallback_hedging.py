@@ -17,6 +17,7 @@ from httpx_resilience import (
     ResponseCache,
 )
 from httpx_resilience._loopback import LoopbackServer, ReceivedRequest, Reply
+from httpx_resilience.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -57,6 +58,57 @@ async def test_every_url_fetched_before_an_outage_is_served_from_the_cache_durin
     assert [r.status_code for r in served] == [200] * 60
     assert [r.text for r in served] == [f"item {url}" for url in urls * 3]
     assert all(r.extensions["resilience"].from_cache for r in served)
+
+
+async def test_a_five_second_outage_behind_the_cache_costs_no_request_an_error(
+    server: LoopbackServer,
+) -> None:
+    # The bar, on the fake clock: the upstream is down from t=10 s to t=15 s, while the
+    # callers keep asking for the URLs they fetched before (retries, backoff and the breaker's
+    # break all run on the same clock). Every GET gets the cached body; none raises.
+    clock = FakeClock(start=0.0)
+    outage = (10.0, 15.0)
+
+    def upstream(request: ReceivedRequest) -> Reply:
+        if outage[0] <= clock.monotonic() < outage[1]:
+            return Reply(503, body=b"down")
+        era = "after" if clock.monotonic() >= outage[1] else "before"
+        return Reply(200, body=f"{request.path} {era}".encode())
+
+    server.set_handler(upstream)
+    pipeline = (
+        Pipeline.builder(clock=clock)
+        .fallback(cache=ResponseCache(maxsize=100, ttl=300.0, clock=clock))
+        .retry(max_attempts=3)
+        .circuit_breaker(minimum_throughput=10, failure_ratio=0.5, break_duration=1.0)
+        .build()
+    )
+    urls = [f"/items/{n}" for n in range(10)]
+    async with ResilientClient(pipeline=pipeline, base_url=server.url) as client:
+        for url in urls:
+            assert (await client.get(url)).text == f"{url} before"
+        clock.advance(outage[0] - clock.monotonic())
+        during: list[httpx.Response] = []
+        while clock.monotonic() < outage[1]:
+            for url in urls:
+                during.append(await client.get(url))
+            clock.advance(0.25)
+        upstream_during = len(server.requests) - len(urls)
+        clock.advance(2.0)  # past the breaker's break: the next calls probe and find it healthy
+        after = [await client.get(url) for url in urls * 2]
+
+    # Backoff sleeps move the clock too, so the rounds vary; there are always plenty.
+    assert len(during) >= 100
+    assert {r.status_code for r in during} == {200}
+    assert all(r.extensions["resilience"].from_cache for r in during)
+    assert [r.text for r in during] == [f"{url} before" for url in urls] * (len(during) // 10)
+    # The breaker opened early in the outage: the dead upstream saw a handful of requests, not
+    # three for each of the calls.
+    print(f"outage: {len(during)} GETs, {upstream_during} upstream requests")
+    assert upstream_during < len(during) / 4
+    # Once the upstream is back, answers are live again.
+    assert [r.text for r in after[10:]] == [f"{url} after" for url in urls]
+    assert not any(r.extensions["resilience"].from_cache for r in after[10:])
 
 
 async def test_the_alternate_takes_over_while_the_primary_circuit_is_open(
