@@ -155,7 +155,10 @@ NO_TELEMETRY = Telemetry()
 
 def safe_url(url: httpx.URL, *, include_query: bool = False) -> str:
     """``url`` fit for logs and metrics: never its user information; its query only if asked."""
-    netloc = url.host if url.port is None else f"{url.host}:{url.port}"
+    host = url.host
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address keeps its brackets, or its port would merge in
+    netloc = host if url.port is None else f"{host}:{url.port}"
     text = f"{url.scheme}://{netloc}{url.path}"
     if include_query and url.query:
         text += "?" + url.query.decode("ascii", "replace")
