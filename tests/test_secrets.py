@@ -186,3 +186,77 @@ def test_describe_names_a_key_function_without_its_arguments() -> None:
         "by_header('X-Api-Key')"
     )
     assert CircuitBreaker(key=hashed(api_key)).describe()["options"]["key"] == "hashed(api_key)"
+
+
+# -- paths ---------------------------------------------------------------------------------------
+
+
+async def events_for(url: str, **options: Any) -> list[ResilienceEvent]:
+    events: list[ResilienceEvent] = []
+    answers = iter([503, 200])
+    pipeline = (
+        Pipeline.builder(clock=FakeClock(), listeners=[events.append], **options)
+        .retry(max_attempts=2, base_delay=0.0)
+        .build()
+    )
+    transport = httpx.MockTransport(lambda request: httpx.Response(next(answers)))
+    async with ResilientClient(pipeline=pipeline, transport=transport) as client:
+        await client.get(url)
+    return events
+
+
+async def test_patterns_redact_tokens_in_paths(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="httpx_resilience")
+    token = "9f8e7d6c5b4a39281706"
+    events = await events_for(
+        f"https://api.example/reset/{token}/confirm?next=/home",
+        redact_path=[r"/reset/([^/]+)", re.compile(r"[0-9a-f]{32}")],
+    )
+    assert [event.url for event in events] == ["https://api.example/reset/***/confirm"]
+    assert_nowhere(token, events, caplog.text)
+    # A pattern without a group redacts all it matches.
+    (event,) = await events_for(
+        "https://api.example/files/0123456789abcdef0123456789abcdef",
+        redact_path=[r"[0-9a-f]{32}"],
+    )
+    assert event.url == "https://api.example/files/***"
+
+
+async def test_a_function_redacts_paths_and_never_breaks_a_call() -> None:
+    (event,) = await events_for(
+        "https://api.example/users/42/orders", redact_path=lambda path: path.replace("42", "{id}")
+    )
+    assert event.url == "https://api.example/users/{id}/orders"
+
+    def broken(path: str) -> str:
+        raise RuntimeError("redactor bug")
+
+    (event,) = await events_for("https://api.example/reset/token", redact_path=broken)
+    assert event.url == "https://api.example/***"
+
+
+async def test_registry_profiles_redact_paths() -> None:
+    events: list[ResilienceEvent] = []
+    registry = Registry.from_mapping(
+        {"profiles": {"default": {"retry": {"max_attempts": 2, "base_delay": 0}}}},
+        environ={},
+        listeners=[events.append],
+        clock=FakeClock(),
+        redact_path=[r"/reset/([^/]+)"],
+    )
+    answers = iter([503, 200])
+    transport = httpx.MockTransport(lambda request: httpx.Response(next(answers)))
+    async with ResilientClient(profiles=registry, transport=transport) as client:
+        await client.get("https://api.example/reset/abc")
+    assert [event.url for event in events] == ["https://api.example/reset/***"]
+
+
+def test_bad_redact_path_is_an_error_naming_it() -> None:
+    with pytest.raises(ValueError, match=r"redact_path: '\(' is not a valid pattern"):
+        Pipeline([], redact_path=["("])
+    with pytest.raises(ValueError, match=r"redact_path must be a function of the path or"):
+        Pipeline([], redact_path=42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"redact_path must be a function of the path or"):
+        Pipeline.builder(redact_path="/reset/")  # a string is an iterable, but not of patterns
+    with pytest.raises(ValueError, match=r"redact_path: expected a regular expression, got 1"):
+        Registry(redact_path=[1])  # type: ignore[list-item]
