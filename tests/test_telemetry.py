@@ -224,3 +224,8 @@ async def test_timed_listeners_see_failed_executions_too() -> None:
 def test_listeners_must_be_callable() -> None:
     with pytest.raises(TypeError, match="a listener must be callable"):
         Pipeline([], listeners=[42])  # type: ignore[list-item]
+
+
+def test_safe_url_keeps_ipv6_hosts_bracketed() -> None:
+    assert safe_url(httpx.URL("http://[::1]:8080/a")) == "http://[::1]:8080/a"
+    assert safe_url(httpx.URL("http://u:p@[2001:db8::1]/a?b=c")) == "http://[2001:db8::1]/a"

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._clock import Clock, SystemClock
 from ._version import __version__
-from .context import Attempt, Context, ExecutionReport, by_origin
+from .context import Attempt, Context, ExecutionReport, by_header, by_origin, hashed
 from .errors import (
     BrokenCircuitError,
     BulkheadRejected,
@@ -68,10 +68,12 @@ __all__ = [
     "Timeout",
     "TimeoutRejected",
     "__version__",
+    "by_header",
     "by_origin",
     "handle_all",
     "handle_exceptions",
     "handle_results",
+    "hashed",
 ]
 
 if TYPE_CHECKING:

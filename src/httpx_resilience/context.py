@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 
     from .telemetry import ResilienceEvent
 
-__all__ = ["Attempt", "Context", "ExecutionReport", "by_origin"]
+__all__ = ["Attempt", "Context", "ExecutionReport", "by_header", "by_origin", "hashed"]
 
 _UNKNOWN: Any = object()
 _new = object.__new__
@@ -255,3 +256,68 @@ def by_origin(context: Context) -> str:
     if port is None:
         port = 443 if url.scheme == "https" else 80
     return f"{url.scheme}://{url.host}:{port}"
+
+
+def hashed(
+    key: Callable[[Context], str], *, salt: str | bytes | None = None
+) -> Callable[[Context], str]:
+    """A partition key function naming each partition by a digest of what ``key`` returns.
+
+    For ``key=`` of a circuit breaker, bulkhead or rate limiter partitioned by something secret
+    (an API key, a token): partition keys are shown in events, logs, metrics, rejection messages
+    and ``describe()``, and kept as the names of shared buckets in Redis; wrapped, they are
+    ``"hash:"`` and 24 hex digits (a 96-bit BLAKE2b digest), the same for the same value, so
+    each value still has its own partition. ``""`` (no key) stays ``""``.
+
+    Args:
+        key: The function naming the partition by the secret value.
+        salt: A secret of the application mixed into the digest, so that a value one could
+            guess (a user's email) cannot be confirmed from its digest. Give every replica the
+            same salt, or replicas sharing a Redis limiter would not share buckets.
+    """
+    if not callable(key):
+        raise ValueError(f"hashed: key must be a function of the context, got {key!r}")
+    if salt is None:
+        secret = b""
+    elif isinstance(salt, (str, bytes)):
+        secret = salt.encode() if isinstance(salt, str) else bytes(salt)
+        if len(secret) > hashlib.blake2b.MAX_KEY_SIZE:
+            secret = hashlib.blake2b(secret).digest()
+    else:
+        raise ValueError(f"hashed: salt must be str or bytes, got {salt!r}")
+
+    def digest(context: Context) -> str:
+        value = key(context)
+        if value == "":
+            return ""
+        data = str(value).encode("utf-8", "surrogatepass")
+        return "hash:" + hashlib.blake2b(data, digest_size=12, key=secret).hexdigest()
+
+    # describe() names the key function by its __qualname__: say what it is, never the salt.
+    digest.__qualname__ = digest.__name__ = f"hashed({getattr(key, '__qualname__', 'key')})"
+    return digest
+
+
+def by_header(name: str, *, secret: bool = True) -> Callable[[Context], str]:
+    """Partition key function naming the value of the HTTP request's header ``name``.
+
+    For ``key=`` of a circuit breaker, bulkhead or rate limiter: ``by_header("X-Api-Key")``
+    gives each API key its own. The value is taken to be a secret and shown only as its
+    digest (see :func:`hashed`) unless ``secret=False`` (a tenant name, say). A request
+    without the header, or a call outside the HTTP layer, falls in the partition ``""``.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"by_header: name must be a header name, got {name!r}")
+
+    def header(context: Context) -> str:
+        request = context.request
+        if request is None:
+            return ""
+        return str(request.headers.get(name, ""))
+
+    header.__qualname__ = header.__name__ = f"by_header({name!r})"
+    if not secret:
+        return header
+    key = hashed(header)
+    key.__qualname__ = key.__name__ = header.__qualname__
+    return key

@@ -23,7 +23,7 @@ from .policies.hedging import Hedging
 from .policies.rate_limit import RateLimiter
 from .policies.retry import Retry
 from .policies.timeout import Timeout
-from .telemetry import NO_TELEMETRY, Listener, Telemetry
+from .telemetry import NO_TELEMETRY, Listener, PathRedaction, Telemetry, _path_redactor
 
 __all__ = ["Pipeline", "PipelineBuilder", "Policy"]
 
@@ -67,6 +67,7 @@ class Pipeline:
         *,
         listeners: Iterable[Listener] = (),
         include_query: bool = False,
+        redact_path: PathRedaction | None = None,
     ):
         self._policies: tuple[Policy, ...] = tuple(policies)
         for policy in self._policies:
@@ -74,8 +75,8 @@ class Pipeline:
                 raise TypeError(f"not a policy (it has no execute method): {policy!r}")
         listeners = tuple(listeners)
         self._telemetry = (
-            Telemetry(listeners, include_query=include_query)
-            if listeners or include_query
+            Telemetry(listeners, include_query=include_query, redact_path=redact_path)
+            if listeners or include_query or redact_path is not None
             else NO_TELEMETRY
         )
         chain: Callable[[Context], Awaitable[Any]] = _invoke_call
@@ -89,6 +90,7 @@ class Pipeline:
         clock: Clock | None = None,
         listeners: Iterable[Listener] = (),
         include_query: bool = False,
+        redact_path: PathRedaction | None = None,
     ) -> PipelineBuilder:
         """Start building a pipeline.
 
@@ -99,8 +101,13 @@ class Pipeline:
                 duration of every execution).
             include_query: Let events show the query string of request URLs (it may hold
                 tokens or personal data, so by default it is left out).
+            redact_path: Redact URL paths in events (they may hold tokens, ``/reset/<token>``):
+                a function of the path returning the path to show, or regular expressions
+                whose groups (or whole matches, without groups) are shown as ``***``.
         """
-        return PipelineBuilder(clock=clock, listeners=listeners, include_query=include_query)
+        return PipelineBuilder(
+            clock=clock, listeners=listeners, include_query=include_query, redact_path=redact_path
+        )
 
     @classmethod
     def standard(
@@ -214,7 +221,7 @@ class PipelineBuilder:
     give it the builder's clock unless the call names its own.
     """
 
-    __slots__ = ("_clock", "_include_query", "_listeners", "_policies")
+    __slots__ = ("_clock", "_include_query", "_listeners", "_policies", "_redact_path")
 
     def __init__(
         self,
@@ -222,10 +229,13 @@ class PipelineBuilder:
         clock: Clock | None = None,
         listeners: Iterable[Listener] = (),
         include_query: bool = False,
+        redact_path: PathRedaction | None = None,
     ):
         self._clock = clock
         self._listeners = tuple(listeners)
         self._include_query = include_query
+        # Checked now, and once: the builder may build several pipelines.
+        self._redact_path = _path_redactor(redact_path)
         self._policies: list[Policy] = []
 
     def add(self, policy: Policy) -> PipelineBuilder:
@@ -249,5 +259,8 @@ class PipelineBuilder:
     def build(self) -> Pipeline:
         """Compose the policies into a :class:`Pipeline`."""
         return Pipeline(
-            self._policies, listeners=self._listeners, include_query=self._include_query
+            self._policies,
+            listeners=self._listeners,
+            include_query=self._include_query,
+            redact_path=self._redact_path,
         )

@@ -56,7 +56,7 @@ from .policies._validate import (
     integer,
 )
 from .policies.budget import RetryBudget
-from .telemetry import Listener
+from .telemetry import Listener, PathRedaction, _path_redactor
 
 if TYPE_CHECKING:
     import httpx
@@ -368,6 +368,7 @@ class Profile(_Options):
         listeners: Iterable[Listener] = (),
         include_query: bool = False,
         registry: Registry | None = None,
+        redact_path: PathRedaction | None = None,
     ) -> Pipeline:
         """Build the pipeline this profile describes.
 
@@ -376,8 +377,12 @@ class Profile(_Options):
             listeners: Event listeners.
             include_query: Let events show the query string of request URLs.
             registry: Where an alternate's ``profile`` is looked up.
+            redact_path: Redact URL paths in events (see :meth:`Pipeline.builder
+                <httpx_resilience.Pipeline.builder>`).
         """
-        builder = Pipeline.builder(clock=clock, listeners=listeners, include_query=include_query)
+        builder = Pipeline.builder(
+            clock=clock, listeners=listeners, include_query=include_query, redact_path=redact_path
+        )
         budget: RetryBudget | None = None
         if self.retry is not None and self.retry.budget is not None:
             b = self.retry.budget
@@ -694,6 +699,8 @@ class Registry:
         clock: The clock of every policy built (default: the system clock).
         listeners: Event listeners given to every pipeline built.
         include_query: Let events show the query string of request URLs.
+        redact_path: Redact URL paths in events (see :meth:`Pipeline.builder
+            <httpx_resilience.Pipeline.builder>`).
 
     A request whose profile is not named otherwise uses ``"default"``; without a profile of
     that name, :meth:`Profile.standard` is used.
@@ -708,10 +715,12 @@ class Registry:
         listeners: Iterable[Listener] = (),
         include_query: bool = False,
         source: str | None = None,
+        redact_path: PathRedaction | None = None,
     ) -> None:
         self._clock = clock
         self._listeners = tuple(listeners)
         self._include_query = include_query
+        self._redact_path = _path_redactor(redact_path)
         self._source = source
         self._profiles: dict[str, Profile | Pipeline] = {}
         self._pipelines: dict[str, Pipeline] = {}
@@ -787,6 +796,7 @@ class Registry:
                     listeners=self._listeners,
                     include_query=self._include_query,
                     registry=self,
+                    redact_path=self._redact_path,
                 )
             finally:
                 self._building.discard(name)
@@ -835,6 +845,7 @@ class Registry:
         listeners: Iterable[Listener] = (),
         include_query: bool = False,
         source: str | None = None,
+        redact_path: PathRedaction | None = None,
     ) -> Registry:
         """A registry from a mapping shaped like the file (``{"profiles": ..., "routes": ...}``).
 
@@ -846,6 +857,8 @@ class Registry:
             listeners: Event listeners of every pipeline built.
             include_query: Let events show the query string of request URLs.
             source: What to call the configuration in messages (a file name).
+            redact_path: Redact URL paths in events (see :meth:`Pipeline.builder
+                <httpx_resilience.Pipeline.builder>`).
 
         Raises:
             ConfigError: with one message per problem found.
@@ -939,6 +952,7 @@ class Registry:
             listeners=listeners,
             include_query=include_query,
             source=source,
+            redact_path=redact_path,
         )
 
     @classmethod
@@ -950,6 +964,7 @@ class Registry:
         clock: Clock | None = None,
         listeners: Iterable[Listener] = (),
         include_query: bool = False,
+        redact_path: PathRedaction | None = None,
     ) -> Registry:
         """A registry from a TOML file (see the module's documentation for the format)."""
         location = str(path)
@@ -968,6 +983,7 @@ class Registry:
             listeners=listeners,
             include_query=include_query,
             source=location,
+            redact_path=redact_path,
         )
 
     def __repr__(self) -> str:

@@ -9,12 +9,14 @@ asks for the duration of every execution (:class:`OpenTelemetryListener` does).
 
 Nothing sensitive is emitted: no header values, no bodies, no exception messages (outcomes are
 described by status code or exception class), and URLs without their user information and,
-unless the pipeline is built with ``include_query=True``, without their query string.
+unless the pipeline is built with ``include_query=True``, without their query string. Paths can
+hold tokens too (``/reset/<token>``): a pipeline built with ``redact_path=`` shows them redacted.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -30,9 +32,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVENT_NAMES",
+    "REDACTED",
     "ExecutionListener",
     "Listener",
     "OpenTelemetryListener",
+    "PathRedaction",
     "ResilienceEvent",
     "Telemetry",
     "describe_outcome",
@@ -70,6 +74,63 @@ _LEVELS: Mapping[str, int] = {
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
+#: What stands in for a redacted part of a URL path.
+REDACTED = "***"
+
+#: How to redact URL paths in events: a function of the path returning the path to show, or
+#: regular expressions whose groups (or, without groups, whole matches) are replaced by
+#: :data:`REDACTED`.
+PathRedaction = Callable[[str], str] | Iterable[str | re.Pattern[str]]
+
+
+def _path_redactor(option: PathRedaction | None) -> Callable[[str], str] | None:
+    """The ``redact_path=`` option as one function of the path, checked and compiled once."""
+    if option is None or callable(option):
+        return option
+    wrong = (
+        "redact_path must be a function of the path or a list of regular expressions, "
+        f"got {option!r}"
+    )
+    if isinstance(option, (str, bytes)) or not isinstance(option, Iterable):
+        raise ValueError(wrong)
+    patterns: list[re.Pattern[str]] = []
+    for item in option:
+        if isinstance(item, re.Pattern) and isinstance(item.pattern, str):
+            patterns.append(item)
+        elif isinstance(item, str):
+            try:
+                patterns.append(re.compile(item))
+            except re.error as exc:
+                raise ValueError(f"redact_path: {item!r} is not a valid pattern ({exc})") from None
+        else:
+            raise ValueError(f"redact_path: expected a regular expression, got {item!r}")
+
+    def redact(path: str) -> str:
+        for pattern in patterns:
+            path = pattern.sub(_redact_match, path)
+        return path
+
+    return redact
+
+
+def _redact_match(match: re.Match[str]) -> str:
+    """The match with each of its groups (or, without groups, all of it) redacted."""
+    groups = match.re.groups
+    if not groups:
+        return REDACTED
+    text = match.group(0)
+    start = position = match.start()
+    parts: list[str] = []
+    for index in range(1, groups + 1):
+        begin, end = match.span(index)
+        if begin < position:
+            continue  # did not take part, or lies inside a group already redacted
+        parts.append(text[position - start : begin - start])
+        parts.append(REDACTED)
+        position = end
+    parts.append(text[position - start :])
+    return "".join(parts)
+
 
 @dataclass(frozen=True, slots=True)
 class ResilienceEvent:
@@ -88,7 +149,8 @@ class ResilienceEvent:
         detail: Further facts particular to the event (``delay``, ``retry_after``...).
         method: The HTTP method of the request, in the HTTP layer.
         url: The request's URL without user information (nor query string, unless the pipeline
-            was built with ``include_query=True``), in the HTTP layer.
+            was built with ``include_query=True``; its path redacted if the pipeline was built
+            with ``redact_path=``), in the HTTP layer.
     """
 
     name: str
@@ -127,14 +189,22 @@ class ExecutionListener(Protocol):
 class Telemetry:
     """Where a pipeline's events go, and what they may show."""
 
-    __slots__ = ("include_query", "listeners", "timed")
+    __slots__ = ("include_query", "listeners", "redact_path", "timed")
 
-    def __init__(self, listeners: Iterable[Listener] = (), *, include_query: bool = False):
+    def __init__(
+        self,
+        listeners: Iterable[Listener] = (),
+        *,
+        include_query: bool = False,
+        redact_path: PathRedaction | None = None,
+    ):
         self.listeners: tuple[Listener, ...] = tuple(listeners)
         for listener in self.listeners:
             if not callable(listener):
                 raise TypeError(f"a listener must be callable, got {listener!r}")
         self.include_query = bool(include_query)
+        #: The function that redacts the paths of URLs in events, or ``None``.
+        self.redact_path: Callable[[str], str] | None = _path_redactor(redact_path)
         # The listeners that time every execution: none, the happy path reads no clock for it.
         self.timed: tuple[ExecutionListener, ...] = tuple(
             listener for listener in self.listeners if isinstance(listener, ExecutionListener)
@@ -153,10 +223,25 @@ class Telemetry:
 NO_TELEMETRY = Telemetry()
 
 
-def safe_url(url: httpx.URL, *, include_query: bool = False) -> str:
-    """``url`` fit for logs and metrics: never its user information; its query only if asked."""
-    netloc = url.host if url.port is None else f"{url.host}:{url.port}"
-    text = f"{url.scheme}://{netloc}{url.path}"
+def safe_url(
+    url: httpx.URL, *, include_query: bool = False, redact_path: Callable[[str], str] | None = None
+) -> str:
+    """``url`` fit for logs and metrics: never its user information; its query only if asked;
+    its path as ``redact_path`` (a function of the path, such as
+    :attr:`Telemetry.redact_path`) shows it, when given."""
+    host = url.host
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address keeps its brackets, or its port would merge in
+    netloc = host if url.port is None else f"{host}:{url.port}"
+    path = url.path
+    if redact_path is not None:
+        try:
+            path = redact_path(path)
+        except Exception:
+            # Telemetry never breaks a call; a path that could not be redacted is not shown.
+            logger.exception("resilience redact_path %r failed", redact_path)
+            path = "/" + REDACTED
+    text = f"{url.scheme}://{netloc}{path}"
     if include_query and url.query:
         text += "?" + url.query.decode("ascii", "replace")
     return text
@@ -204,7 +289,11 @@ def emit(
         method=None if request is None else request.method,
         url=None
         if request is None
-        else safe_url(request.url, include_query=telemetry.include_query),
+        else safe_url(
+            request.url,
+            include_query=telemetry.include_query,
+            redact_path=telemetry.redact_path,
+        ),
     )
     context.report.events.append(event)
     for listener in telemetry.listeners:

@@ -174,7 +174,8 @@ class _Circuit:
 
 
 def _name_of(fn: object) -> str:
-    return str(getattr(fn, "__qualname__", None) or repr(fn))
+    # Not repr(fn): a partial or a callable object may show the arguments it holds (a token).
+    return str(getattr(fn, "__qualname__", None) or type(fn).__name__)
 
 
 class CircuitBreaker:

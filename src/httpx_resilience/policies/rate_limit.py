@@ -59,7 +59,9 @@ class RateLimiter:
             rounded up, i.e. one second's worth).
         max_wait: Longest a call waits for a token, in seconds (0: reject at once).
         key: A function of the :class:`~httpx_resilience.Context` naming the partition (one
-            bucket per key: per tenant, per API key); ``None`` for one in all.
+            bucket per key: per tenant; per API key with :func:`~httpx_resilience.by_header`
+            or :func:`~httpx_resilience.hashed`, which show it only as a digest); ``None`` for
+            one in all.
         max_partitions: Partitions kept at most.
         clock: The clock (default: the system clock).
         backend: Where the buckets live: ``None`` (the default) for this process's memory, or
