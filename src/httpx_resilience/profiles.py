@@ -32,6 +32,7 @@ expected, all problems at once.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import sys
 import typing
@@ -831,13 +832,55 @@ def _alternate_problems(
 # -- the registry ------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
+def _url_route(pattern: str) -> tuple[str, str, int | None, str, str]:
+    """A URL-prefix route as (scheme, host, port, path, query), or ``ConfigError``."""
+    import httpx
+
+    where = f"routes.{masked_url(pattern)!r}"
+    try:
+        url = httpx.URL(pattern)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: not a valid URL ({exc})") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(f"{where}: expected an http:// or https:// URL with a host")
+    if url.userinfo or url.fragment:
+        raise ConfigError(f"{where}: a route has no userinfo and no fragment")
+    return url.scheme, url.host, url.port, url.path, url.query.decode("ascii")
+
+
 def _route_matches(pattern: str, url: httpx.URL) -> bool:
     if "://" in pattern:
-        return str(url).startswith(pattern)
+        # Origin equal, then the path on a segment boundary: "https://api.example" must not
+        # match "https://api.example.evil.net", nor "/v2" match "/v2-beta". The request's
+        # userinfo plays no part (httpx.URL keeps it apart from the host).
+        scheme, host, port, path, query = _url_route(pattern)
+        if url.scheme != scheme or url.host != host or url.port != port:
+            return False
+        if query:
+            return url.path == path and url.query.decode("ascii").startswith(query)
+        return (
+            path in ("", "/")
+            or url.path == path
+            or url.path.startswith(path if path.endswith("/") else f"{path}/")
+        )
     host = url.host.lower()
     if pattern.startswith("*."):
         return host.endswith(pattern[1:].lower())
     return host == pattern.lower()
+
+
+def _route_problems(patterns: Iterable[str]) -> list[str]:
+    problems = []
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern:
+            problems.append(f"routes.{pattern!r}: expected a non-empty string")
+        elif "://" in pattern:
+            try:
+                _url_route(pattern)
+            except ConfigError as error:
+                problems.extend(error.problems)
+    return problems
 
 
 class Registry:
@@ -882,6 +925,7 @@ class Registry:
             for pattern, name in self._routes
             if name not in self._profiles and name != DEFAULT_PROFILE
         ]
+        unknown.extend(_route_problems(pattern for pattern, _name in self._routes))
         if unknown:
             raise ConfigError(self._located(unknown))
 
@@ -960,8 +1004,13 @@ class Registry:
         route matching (``routes`` first, then the registry's), else ``"default"``."""
         named = request.extensions.get(PROFILE_EXTENSION)
         if named is not None:
+            if not isinstance(named, str):
+                raise TypeError(
+                    f"the {PROFILE_EXTENSION!r} request extension must be a profile name "
+                    f"(a str), got {named!r}"
+                )
             self._known(named)
-            return str(named)
+            return named
         url = request.url
         for pattern, name in (*routes, *self._routes):
             if _route_matches(pattern, url):
@@ -1087,6 +1136,7 @@ class Registry:
                     problems.append(f"routes.{pattern!r}: no profile named {name!r}")
                 else:
                     routes.append((str(pattern), name))
+            problems.extend(_route_problems(pattern for pattern, _name in routes))
         problems.extend(_alternate_problems(raw_profiles, resolved))
         if problems:
             raise ConfigError([f"{prefix}{p}" for p in dict.fromkeys(problems)])
