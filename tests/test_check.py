@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from httpx_resilience import Registry
 from httpx_resilience.__main__ import main
+from httpx_resilience.profiles import masked_url
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "profiles.toml"
 
@@ -81,3 +83,61 @@ def test_the_command_line_runs_as_a_module() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "payments" in result.stdout
+
+
+def test_passwords_in_urls_are_masked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "secret.toml"
+    path.write_text(
+        "[profiles.api]\n"
+        'rate_limit = { rate = 5, backend = { url = "redis://app:s3cret@cache:6379/0" } }\n'
+        'fallback = { alternate = { base_url = "https://bot:hunter2@mirror.example/" } }\n'
+    )
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out
+    assert "hunter2" not in out
+    assert "redis://app:***@cache:6379/0" in out
+    assert "https://bot:***@mirror.example/" in out
+
+
+def test_a_bad_redis_url_is_reported_with_its_password_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        "[profiles.api]\n"
+        'rate_limit = { rate = 5, backend = { url = "redis://app:s3cret@cache:x" } }\n'
+    )
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "s3cret" not in err
+    assert "got 'redis://app:***@cache:x'" in err
+
+
+def test_the_redis_backends_description_holds_no_password() -> None:
+    registry = Registry.from_mapping(
+        {
+            "profiles": {
+                "api": {"rate_limit": {"rate": 5, "backend": {"url": "redis://a:s3cret@h:1/0"}}}
+            }
+        },
+        environ={},
+    )
+    pipeline = registry.get("api")
+    assert "s3cret" not in repr(registry.describe())
+    assert "s3cret" not in repr(pipeline.policies)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://app:s3cret@cache:6379/0", "redis://app:***@cache:6379/0"),
+        ("rediss://:s3cret@cache", "rediss://:***@cache"),
+        ("redis://cache:6379", "redis://cache:6379"),
+        ("redis://app@cache", "redis://app@cache"),
+        ("https://u:p@mirror.example/a@b", "https://u:***@mirror.example/a@b"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_masked_url_hides_only_the_password(url: str, shown: str) -> None:
+    assert masked_url(url) == shown

@@ -3,7 +3,7 @@
 Prints every profile's effective settings, with ``extends`` and the environment's
 ``HTTPX_RESILIENCE__...`` overrides applied, as a table (one column per profile), then the
 routes. A bad file prints one line per problem, each naming the file, the profile and the key,
-and exits with status 1.
+and exits with status 1. Passwords in URLs (``redis://user:secret@host``) are shown as ``***``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from ._text import plain_table
 from .errors import ConfigError
-from .profiles import _OFF, DEFAULT_PROFILE, Profile, Registry, settings
+from .profiles import _OFF, DEFAULT_PROFILE, Profile, Registry, masked_url, settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +31,8 @@ def _cell(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, str):
+        return masked_url(value)  # a Redis or alternate URL may hold a password
     return str(value)
 
 

@@ -32,6 +32,7 @@ expected, all problems at once.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import sys
 import typing
@@ -39,8 +40,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 from ._clock import Clock
+from ._numbers import ascii_decimal, ascii_int
 from .context import by_origin
 from .errors import ConfigError
 from .pipeline import Pipeline, PipelineBuilder
@@ -54,6 +57,9 @@ from .policies._validate import (
     Check,
     choice,
     integer,
+    not_finite,
+    rate_problem,
+    window_problem,
 )
 from .policies.budget import RetryBudget
 from .telemetry import Listener, PathRedaction, _path_redactor
@@ -82,6 +88,64 @@ DEFAULT_PROFILE = "default"
 PROFILE_EXTENSION = "resilience.profile"
 _ENV_PREFIX = "HTTPX_RESILIENCE__"
 _PARTITION = choice("none", "origin")
+# A count window keeps one byte per call: a window of 10**20 calls would fail (MemoryError,
+# OverflowError) when the breaker is built, so a profile refuses it when loaded.
+_MAX_WINDOW_SIZE = 1_000_000
+
+
+def masked_url(url: str) -> str:
+    """``url`` with the password of its userinfo, if any, replaced by ``***``
+    (``redis://user:***@host:6379/0``), for messages and ``check``. Works on text no parser
+    accepts too: a malformed URL is exactly the one an error message shows."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}{rest[end:]}"
+
+
+def _show_url(value: Any) -> str:
+    return repr(masked_url(value)) if isinstance(value, str) else repr(value)
+
+
+def _redis_url(value: Any) -> bool:
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        return False
+    try:
+        from redis.asyncio.connection import parse_url
+    except ImportError:  # pragma: no cover - the extra is installed in the test runs
+        return True  # building the backend reports the missing extra
+    try:
+        parse_url(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _http_url(value: Any) -> bool:
+    if not isinstance(value, str) or not value:
+        return False
+    import httpx
+
+    try:
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return False
+    return url.scheme in ("http", "https") and bool(url.host)
+
+
+_REDIS_URL = Check("a redis://, rediss:// or unix:// URL", _redis_url, show=_show_url)
+_HTTP_URL = Check("an http:// or https:// URL with a host", _http_url, show=_show_url)
 
 
 def _check(check: Check, default: Any = MISSING, *, optional: bool = False) -> Any:
@@ -123,7 +187,7 @@ class _Options:
                 if value is None and f.metadata.get("optional"):
                     continue
                 if not check.accepts(value):
-                    items.append((f.name, f"expected {check.expected}, got {value!r}"))
+                    items.append((f.name, f"expected {check.expected}, got {check.show(value)}"))
             elif value is not None and not isinstance(value, _Options):
                 expected = _options_class(_field_types(type(self))[f.name])
                 name = expected.__name__ if expected else "options"
@@ -143,6 +207,15 @@ class BudgetOptions(_Options):
     ratio: float = _check(RATIO, 0.2)
     min_per_second: float = _check(NON_NEGATIVE, 10.0)
     ttl: float = _check(POSITIVE, 10.0)
+
+    def _cross_checks(self) -> list[tuple[str, str]]:
+        # What RetryBudget would refuse when built: tiny or overflowing derived values.
+        if not (POSITIVE.accepts(self.ttl) and NON_NEGATIVE.accepts(self.min_per_second)):
+            return []  # already refused (a shadow of invalid options)
+        given = f"min_per_second={self.min_per_second!r}, ttl={self.ttl!r}"
+        reserve = self.min_per_second * self.ttl
+        problem = window_problem(self.ttl) or not_finite("min_per_second * ttl", reserve, given)
+        return [] if problem is None else [("ttl", f"expected {problem}")]
 
 
 @dataclass(frozen=True)
@@ -172,12 +245,16 @@ class CircuitBreakerOptions(_Options):
     minimum_throughput: int = _check(integer(1), 100)
     sampling_duration: float = _check(POSITIVE, 30.0)
     window: str = _check(choice("time", "count"), "time")
-    window_size: int = _check(integer(1), 100)
+    window_size: int = _check(integer(1, _MAX_WINDOW_SIZE), 100)
     break_duration: float = _check(POSITIVE, 5.0)
     break_duration_max: float | None = _check(POSITIVE, None, optional=True)
     half_open_max_calls: int = _check(integer(1), 1)
     slow_call_duration: float | None = _check(POSITIVE, None, optional=True)
-    slow_call_ratio: float | None = _check(RATIO, None, optional=True)
+    slow_call_ratio: float | None = _check(
+        Check("a number > 0 and <= 1", lambda v: RATIO.accepts(v) and v > 0, float),
+        None,
+        optional=True,
+    )
     partition: str = _check(_PARTITION, "origin")
     max_partitions: int = _check(integer(1), DEFAULT_MAX_PARTITIONS)
 
@@ -220,7 +297,7 @@ class BulkheadOptions(_Options):
 class RedisOptions(_Options):
     """A Redis server shared by every process: the rate limit's backend."""
 
-    url: str = _check(TEXT)
+    url: str = _check(_REDIS_URL)
     prefix: str = _check(TEXT, "httpx-resilience")
     failure_mode: str = _check(choice("open", "closed"), "open")
     timeout: float = _check(POSITIVE, 0.1)
@@ -243,6 +320,12 @@ class RateLimitOptions(_Options):
     max_partitions: int = _check(integer(1), DEFAULT_MAX_PARTITIONS)
     backend: RedisOptions | None = None
 
+    def _cross_checks(self) -> list[tuple[str, str]]:
+        if not POSITIVE.accepts(self.rate):
+            return []  # already refused (a shadow of invalid options)
+        problem = rate_problem(self.rate)
+        return [] if problem is None else [("rate", f"expected {problem}")]
+
 
 @dataclass(frozen=True)
 class CacheOptions(_Options):
@@ -259,7 +342,7 @@ class AlternateOptions(_Options):
     """An :class:`~httpx_resilience.Alternate`: a ``base_url`` and the ``profile`` whose
     pipeline it runs through (its own breaker and limits), both optional."""
 
-    base_url: str | None = _check(TEXT, None, optional=True)
+    base_url: str | None = _check(_HTTP_URL, None, optional=True)
     profile: str | None = _check(TEXT, None, optional=True)
     send_non_idempotent: bool = _check(BOOLEAN, False)
 
@@ -527,21 +610,29 @@ def _field_types(cls: type) -> dict[str, Any]:
     return hints
 
 
-def _unknown(key: str, known: Iterable[str], where: str) -> str:
+def _unknown(key: Any, known: Iterable[str], where: str) -> str:
+    if not isinstance(key, str):
+        return f"{where}: unknown key (keys are strings, got {key!r})"
     close = difflib.get_close_matches(key, list(known), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"{where}: unknown key{hint}"
 
 
-def _parse(cls: type, raw: Mapping[str, Any], path: str, problems: list[str]) -> Any:
-    """Options of ``cls`` from ``raw``; one message per problem goes to ``problems``."""
+def _parse(
+    cls: type, raw: Mapping[str, Any], path: str, problems: list[str], *, partial: bool = False
+) -> Any:
+    """Options of ``cls`` from ``raw``; one message per problem goes to ``problems``.
+
+    ``partial``: ``raw`` is only part of the options (a profile whose ``extends`` is broken):
+    judge the values it has, but neither ask for required keys nor compare values that the
+    missing part may hold; the result is then always ``_INVALID``."""
     before = len(problems)
     hints = _field_types(cls)
     known = {f.name: f for f in fields(cls)}
     values: dict[str, Any] = {}
     for key, value in raw.items():
         where = f"{path}.{key}"
-        f = known.get(key)
+        f = known.get(key) if isinstance(key, str) else None
         if f is None:
             problems.append(_unknown(key, known, where))
             continue
@@ -550,7 +641,9 @@ def _parse(cls: type, raw: Mapping[str, Any], path: str, problems: list[str]) ->
             if value is False:
                 values[key] = None
             elif value is True or isinstance(value, Mapping):
-                values[key] = _parse(nested, {} if value is True else value, where, problems)
+                values[key] = _parse(
+                    nested, {} if value is True else value, where, problems, partial=partial
+                )
             else:
                 problems.append(
                     f"{where}: expected a table (or false to turn it off), got {value!r}"
@@ -560,7 +653,9 @@ def _parse(cls: type, raw: Mapping[str, Any], path: str, problems: list[str]) ->
         if check.accepts(value):
             values[key] = check.convert(value)
         else:
-            problems.append(f"{where}: expected {check.expected}, got {value!r}")
+            problems.append(f"{where}: expected {check.expected}, got {check.show(value)}")
+    if partial:
+        return _INVALID
     for name, f in known.items():
         if f.default is MISSING and f.default_factory is MISSING and name not in raw:
             problems.append(f"{path}.{name}: required")
@@ -575,7 +670,14 @@ def _parse(cls: type, raw: Mapping[str, Any], path: str, problems: list[str]) ->
                 if f.default_factory is not MISSING:
                     value = f.default_factory()
             object.__setattr__(shadow, f.name, value)
-        problems.extend(_at(path, key, message) for key, message in shadow._cross_checks())
+        # A value given but refused already has its message: comparisons that would read it
+        # as absent ("expected a cache, an alternate or both") would only add noise.
+        refused = {key for key in raw if values.get(key, _INVALID) is _INVALID}
+        problems.extend(
+            _at(path, key, message)
+            for key, message in shadow._cross_checks()
+            if not (refused and key == "") and key.split(".")[0] not in refused
+        )
         return _INVALID
     try:
         return cls(**values)
@@ -592,6 +694,8 @@ def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = _merge(merged[key], value)
+        elif value is True and isinstance(merged.get(key), Mapping):
+            pass  # true on a table means "on, as configured", not "on, with the defaults"
         else:
             merged[key] = value
     return merged
@@ -624,12 +728,17 @@ def _env_value(raw: str, check: Check | None) -> Any:
         return lowered == "true"
     if check is not None and check.accepts(text):
         return text
-    for parse in (int, float):
-        try:
-            return parse(text)
-        except ValueError:
-            continue
-    return text
+    # ASCII digits only: int() and float() would read "٣" as 3 (see _numbers).
+    number = ascii_int(text)
+    if number is not None:
+        return number
+    decimal = ascii_decimal(text)
+    return text if decimal is None else decimal
+
+
+def _env_name(profile: str) -> str:
+    """How ``profile`` is spelled in environment variable names."""
+    return profile.upper().replace("-", "_")
 
 
 def _apply_environment(
@@ -637,7 +746,16 @@ def _apply_environment(
     environ: Mapping[str, str],
     problems: list[str],
 ) -> None:
-    by_upper = {name.upper().replace("-", "_"): name for name in raw_profiles}
+    by_upper: dict[str, str] = {}
+    for name in raw_profiles:
+        upper = _env_name(name)
+        if upper in by_upper:
+            problems.append(
+                f"profiles.{by_upper[upper]} and profiles.{name}: both are "
+                f"{_ENV_PREFIX}{upper}__... in the environment; rename one"
+            )
+        else:
+            by_upper[upper] = name
     for variable, text in sorted(environ.items()):
         if not variable.startswith(_ENV_PREFIX):
             continue
@@ -646,6 +764,10 @@ def _apply_environment(
             problems.append(f"{variable}: expected HTTPX_RESILIENCE__<PROFILE>__<FIELD>[__<KEY>]")
             continue
         profile = by_upper.get(parts[0].upper())
+        if profile is None and parts[0].upper() == _env_name(DEFAULT_PROFILE):
+            # The built-in default profile, made explicit so that the variable overrides it.
+            profile = by_upper[parts[0].upper()] = DEFAULT_PROFILE
+            raw_profiles[DEFAULT_PROFILE] = _as_mapping(Profile.standard())
         if profile is None:
             problems.append(f"{variable}: no profile named {parts[0].lower()!r}")
             continue
@@ -663,6 +785,8 @@ def _apply_environment(
             if depth == len(parts) - 1:
                 if nested is not None:
                     value = _env_value(text, None)
+                    if value is True and isinstance(target.get(key), Mapping):
+                        break  # "on, as configured": keep the file's table
                     target[key] = value if isinstance(value, bool) else text
                 else:
                     target[key] = _env_value(text, known[key].metadata.get("check"))
@@ -676,16 +800,92 @@ def _apply_environment(
             target, cls = section, nested
 
 
+def _alternate_problems(
+    names: Iterable[str], resolved: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """Alternates naming no profile, or leading back to where they started (``p``'s alternate
+    runs through ``q``, whose alternate runs through ``p``): building either would recurse.
+    ``resolved``: each profile's raw options, ``extends`` applied (judged even when other
+    options are invalid, so that every problem is reported at once)."""
+    problems = []
+    names = list(names)
+
+    def next_of(name: str) -> str | None:
+        fallback = resolved.get(name, {}).get("fallback")
+        alternate = fallback.get("alternate") if isinstance(fallback, Mapping) else None
+        target = alternate.get("profile") if isinstance(alternate, Mapping) else None
+        return target if isinstance(target, str) else None
+
+    for name in names:
+        target = next_of(name)
+        if target is None:
+            continue
+        where = f"profiles.{name}.fallback.alternate.profile"
+        if target not in names and target != DEFAULT_PROFILE:
+            problems.append(f"{where}: no profile named {target!r}")
+            continue
+        chain = [name]
+        while target is not None and target not in chain:
+            chain.append(target)
+            target = next_of(target)
+        if target == name:
+            cycle = " -> ".join((*chain, name))
+            problems.append(f"{where}: leads back to {name!r} ({cycle})")
+    return problems
+
+
 # -- the registry ------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _url_route(pattern: str) -> tuple[str, str, int | None, str, str]:
+    """A URL-prefix route as (scheme, host, port, path, query), or ``ConfigError``."""
+    import httpx
+
+    where = f"routes.{masked_url(pattern)!r}"
+    try:
+        url = httpx.URL(pattern)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: not a valid URL ({exc})") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(f"{where}: expected an http:// or https:// URL with a host")
+    if url.userinfo or url.fragment:
+        raise ConfigError(f"{where}: a route has no userinfo and no fragment")
+    return url.scheme, url.host, url.port, url.path, url.query.decode("ascii")
 
 
 def _route_matches(pattern: str, url: httpx.URL) -> bool:
     if "://" in pattern:
-        return str(url).startswith(pattern)
+        # Origin equal, then the path on a segment boundary: "https://api.example" must not
+        # match "https://api.example.evil.net", nor "/v2" match "/v2-beta". The request's
+        # userinfo plays no part (httpx.URL keeps it apart from the host).
+        scheme, host, port, path, query = _url_route(pattern)
+        if url.scheme != scheme or url.host != host or url.port != port:
+            return False
+        if query:
+            return url.path == path and url.query.decode("ascii").startswith(query)
+        return (
+            path in ("", "/")
+            or url.path == path
+            or url.path.startswith(path if path.endswith("/") else f"{path}/")
+        )
     host = url.host.lower()
     if pattern.startswith("*."):
         return host.endswith(pattern[1:].lower())
     return host == pattern.lower()
+
+
+def _route_problems(patterns: Iterable[str]) -> list[str]:
+    problems = []
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not pattern:
+            problems.append(f"routes.{pattern!r}: expected a non-empty string")
+        elif "://" in pattern:
+            try:
+                _url_route(pattern)
+            except ConfigError as error:
+                problems.extend(error.problems)
+    return problems
 
 
 class Registry:
@@ -734,6 +934,7 @@ class Registry:
             for pattern, name in self._routes
             if name not in self._profiles and name != DEFAULT_PROFILE
         ]
+        unknown.extend(_route_problems(pattern for pattern, _name in self._routes))
         if unknown:
             raise ConfigError(self._located(unknown))
 
@@ -813,8 +1014,13 @@ class Registry:
         route matching (``routes`` first, then the registry's), else ``"default"``."""
         named = request.extensions.get(PROFILE_EXTENSION)
         if named is not None:
+            if not isinstance(named, str):
+                raise TypeError(
+                    f"the {PROFILE_EXTENSION!r} request extension must be a profile name "
+                    f"(a str), got {named!r}"
+                )
             self._known(named)
-            return str(named)
+            return named
         url = request.url
         for pattern, name in (*routes, *self._routes):
             if _route_matches(pattern, url):
@@ -865,6 +1071,8 @@ class Registry:
         """
         prefix = f"{source}: " if source else ""
         problems: list[str] = []
+        if not isinstance(mapping, Mapping):
+            raise ConfigError(f"{prefix}expected a table of profiles and routes, got {mapping!r}")
         for key in mapping:
             if key not in ("profiles", "routes"):
                 problems.append(_unknown(key, ["profiles", "routes"], str(key)))
@@ -873,7 +1081,9 @@ class Registry:
             raise ConfigError(f"{prefix}profiles: expected a table, got {raw_profiles_in!r}")
         raw_profiles: dict[str, dict[str, Any]] = {}
         for name, raw in raw_profiles_in.items():
-            if isinstance(raw, Mapping):
+            if not isinstance(name, str) or not name:
+                problems.append(f"profiles.{name!r}: a profile name must be a non-empty string")
+            elif isinstance(raw, Mapping):
                 raw_profiles[name] = _merge({}, raw)
             else:
                 problems.append(f"profiles.{name}: expected a table, got {raw!r}")
@@ -919,6 +1129,9 @@ class Registry:
         for name in raw_profiles:
             merged = resolve(name, (name,))
             if merged is None:
+                # Its base is broken; still report what is wrong with its own keys.
+                own = {k: v for k, v in raw_profiles[name].items() if k != "extends"}
+                _parse(Profile, own, f"profiles.{name}", problems, partial=True)
                 continue
             parsed = _parse(Profile, merged, f"profiles.{name}", problems)
             if parsed is not _INVALID:
@@ -936,13 +1149,8 @@ class Registry:
                     problems.append(f"routes.{pattern!r}: no profile named {name!r}")
                 else:
                     routes.append((str(pattern), name))
-        for name, profile in profiles.items():
-            alternate = profile.fallback.alternate if profile.fallback else None
-            if alternate and alternate.profile and alternate.profile not in raw_profiles:
-                problems.append(
-                    f"profiles.{name}.fallback.alternate.profile: no profile named "
-                    f"{alternate.profile!r}"
-                )
+            problems.extend(_route_problems(pattern for pattern, _name in routes))
+        problems.extend(_alternate_problems(raw_profiles, resolved))
         if problems:
             raise ConfigError([f"{prefix}{p}" for p in dict.fromkeys(problems)])
         return cls(

@@ -21,11 +21,13 @@ class Check:
     expected: str
     accepts: Callable[[Any], bool]
     convert: Callable[[Any], Any] = lambda value: value
+    #: How a refused value is shown in messages (a URL's password is masked, say).
+    show: Callable[[Any], str] = repr
 
     def __call__(self, owner: str, name: str, value: Any) -> Any:
         """``value``, converted; or ``ValueError`` naming ``owner``, ``name`` and the value."""
         if not self.accepts(value):
-            raise ValueError(f"{owner}: {name} must be {self.expected}, got {value!r}")
+            raise ValueError(f"{owner}: {name} must be {self.expected}, got {self.show(value)}")
         return self.convert(value)
 
 
@@ -38,6 +40,41 @@ NON_NEGATIVE = Check("a finite number >= 0", lambda v: _number(v) and v >= 0, fl
 RATIO = Check("a number between 0 and 1", lambda v: _number(v) and 0 <= v <= 1, float)
 BOOLEAN = Check("true or false", lambda v: isinstance(v, bool))
 TEXT = Check("a non-empty string", lambda v: isinstance(v, str) and bool(v))
+
+# Tiny positive numbers pass "finite and > 0" yet overflow what a policy derives from them:
+# ``RateLimiter(rate=1e-320)`` waits ``1 / rate`` seconds (inf), ``RetryBudget(ttl=1e-320)``
+# divides clock readings by ``ttl / 10`` (inf, then ``int(inf)`` on the first call). These
+# bounds keep those quotients finite for any clock reading up to 1e12 s (31,700 years), far
+# below anything that has a meaning as a rate or a window.
+#: The smallest rate per second: ``1 / rate`` (the wait for one token) stays finite.
+MIN_RATE = 1e-300
+#: The shortest sliding window in seconds: clock readings divided by it stay finite.
+MIN_WINDOW = 1e-280
+
+
+def too_small(value: float, minimum: float, why: str) -> str | None:
+    """What ``value`` (already a finite number > 0) must be instead, or ``None``."""
+    if value < minimum:
+        return f"at least {minimum:g} ({why}), got {value!r}"
+    return None
+
+
+def rate_problem(rate: float) -> str | None:
+    """Why a rate per second (a finite number > 0) is refused, or ``None``."""
+    return too_small(rate, MIN_RATE, "1 / rate must be finite")
+
+
+def window_problem(seconds: float) -> str | None:
+    """Why a sliding window's length (a finite number > 0) is refused, or ``None``."""
+    return too_small(seconds, MIN_WINDOW, "clock readings are divided by it")
+
+
+def not_finite(name: str, value: float, given: str) -> str | None:
+    """What an option must be when ``name``, derived from it, overflows (``given``: the
+    values it was derived from), or ``None``."""
+    if not math.isfinite(value):
+        return f"small enough that {name} is finite, got {given}"
+    return None
 
 
 def integer(minimum: int, maximum: int | None = None) -> Check:
@@ -78,6 +115,13 @@ def positive_or_none(
 def at_least(owner: str, name: str, value: Any, minimum: int) -> int:
     """An integer >= ``minimum``."""
     return int(integer(minimum)(owner, name, value))
+
+
+def derived(owner: str, name: str, problem: str | None) -> None:
+    """``ValueError`` for the ``problem`` of option ``name`` (from :func:`too_small` or
+    :func:`not_finite`), if any."""
+    if problem is not None:
+        raise ValueError(f"{owner}: {name} must be {problem}")
 
 
 def ratio(owner: str, name: str, value: Any) -> float:

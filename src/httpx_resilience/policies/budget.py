@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._validate import positive, ratio
+from ._validate import derived, not_finite, positive, ratio, window_problem
 
 __all__ = ["RetryBudget"]
 
@@ -54,7 +54,10 @@ class RetryBudget:
             "RetryBudget", "min_per_second", min_per_second, allow_zero=True
         )
         self._ttl = positive("RetryBudget", "ttl", ttl)
+        derived("RetryBudget", "ttl", window_problem(self._ttl))
         self._reserve = self._min_per_second * self._ttl
+        given = f"min_per_second={min_per_second!r}, ttl={ttl!r}"
+        derived("RetryBudget", "ttl", not_finite("min_per_second * ttl", self._reserve, given))
         self._slice = self._ttl / _SLICES
         self._deposits = [0] * _SLICES
         self._withdrawals = [0] * _SLICES

@@ -27,7 +27,7 @@ from ..context import Context
 from ..errors import RateLimitRejected
 from ..telemetry import emit
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
-from ._validate import positive
+from ._validate import derived, positive, rate_problem
 
 __all__ = ["RateLimiter"]
 
@@ -104,6 +104,7 @@ class RateLimiter:
         backend: RateLimitBackend | None = None,
     ) -> None:
         self._rate = positive("RateLimiter", "rate", rate)
+        derived("RateLimiter", "rate", rate_problem(self._rate))
         if burst is None:
             burst = max(1.0, float(-(-self._rate // 1)))
         self._burst = positive("RateLimiter", "burst", burst)

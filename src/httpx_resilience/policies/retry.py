@@ -24,7 +24,7 @@ from .._clock import SYSTEM_CLOCK, Clock
 from ..context import Attempt, Context
 from ..outcome import Outcome
 from ..telemetry import emit
-from ._validate import at_least, positive
+from ._validate import BOOLEAN, at_least, positive
 from .budget import RetryBudget
 
 __all__ = ["Retry"]
@@ -124,7 +124,9 @@ class Retry:
         )
         self._stop = stop
         self._handle = handle
-        self._respect_retry_after = bool(respect_retry_after)
+        self._respect_retry_after: bool = BOOLEAN(
+            "Retry", "respect_retry_after", respect_retry_after
+        )
         self._max_retry_after = positive(
             "Retry", "max_retry_after", max_retry_after, allow_zero=True
         )
