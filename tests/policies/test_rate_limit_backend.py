@@ -5,6 +5,7 @@ The behaviour against a real Redis is in tests/integration/redis_backend/.
 
 from __future__ import annotations
 
+import importlib.abc
 import subprocess
 import sys
 from typing import Any
@@ -170,3 +171,79 @@ def test_the_backend_is_importable_from_the_package_and_shows_its_options() -> N
     )
     options = (backend.prefix, backend.failure_mode, backend.timeout, backend.retry_interval)
     assert options == ("a", "closed", 0.5, 0.0)
+
+
+def test_the_redis_backend_needs_no_sniffio() -> None:
+    # anyio no longer brings sniffio, and the package does not declare it: a fresh install of
+    # the redis extra has none. The backend, a profile built on it, and its trio check must work.
+    # (trio needs sniffio and brings it: it and anyio are imported before sniffio is taken away.)
+    code = (
+        "import sys, anyio, trio\n"
+        "sys.modules['sniffio'] = None\n"  # any import of sniffio now fails
+        "from httpx_resilience import Context\n"
+        "from httpx_resilience.backends.redis import RedisBackend\n"
+        "from httpx_resilience.profiles import Registry\n"
+        "registry = Registry.from_mapping({'profiles': {'p': {'rate_limit': {\n"
+        "    'rate': 1, 'backend': {'url': 'redis://127.0.0.1:1/0'}}}}}, environ={})\n"
+        "[limiter] = registry.get('p').policies\n"
+        "async def noop(context):\n"
+        "    return None\n"
+        "async def main():\n"
+        "    try:\n"
+        "        await limiter.execute(noop, Context())\n"
+        "    except RuntimeError as exc:\n"
+        "        print(exc)\n"
+        "trio.run(main)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("RedisBackend runs on asyncio only"), result.stdout
+
+
+class _Missing(importlib.abc.MetaPathFinder):
+    """Makes importing ``target`` fail as if module ``missing`` (which it needs) were absent."""
+
+    def __init__(self, target: str, missing: str) -> None:
+        self.target = target
+        self.missing = missing
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        # Asked first for every import; answers only for the target, by failing.
+        if fullname == self.target:
+            raise ModuleNotFoundError(f"No module named {self.missing!r}", name=self.missing)
+
+
+def redis_profile() -> dict[str, Any]:
+    return {"profiles": {"p": {"rate_limit": {"rate": 1, "backend": {"url": "redis://h/0"}}}}}
+
+
+def test_a_profile_names_the_module_the_redis_backend_misses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from httpx_resilience.errors import ConfigError
+    from httpx_resilience.profiles import Registry
+
+    # The redis extra is there, but something the backend imports is not.
+    monkeypatch.delitem(sys.modules, "httpx_resilience.backends.redis")
+    finder = _Missing("httpx_resilience.backends.redis", "some_dependency")
+    monkeypatch.setattr(sys, "meta_path", [finder, *sys.meta_path])
+    with pytest.raises(ConfigError) as info:
+        Registry.from_mapping(redis_profile(), environ={}).get("p")
+    message = str(info.value)
+    assert "rate_limit.backend" in message
+    assert "'some_dependency'" in message
+    assert "httpx-resilience[redis]" not in message  # installing the extra would not help
+
+
+@pytest.mark.parametrize("module", ["redis", "redis.asyncio"])
+def test_a_profile_says_to_install_the_extra_only_when_redis_is_missing(
+    monkeypatch: pytest.MonkeyPatch, module: str
+) -> None:
+    from httpx_resilience.errors import ConfigError
+    from httpx_resilience.profiles import Registry
+
+    monkeypatch.setitem(sys.modules, module, None)  # any import of it now fails
+    with pytest.raises(ConfigError, match=r"install 'httpx-resilience\[redis\]'"):
+        Registry.from_mapping(redis_profile(), environ={}).get("p")

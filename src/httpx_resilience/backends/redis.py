@@ -24,7 +24,6 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import redis.asyncio
-import sniffio
 from redis.exceptions import NoScriptError
 
 from ..policies._validate import positive
@@ -251,13 +250,13 @@ class RedisBackend:
 
     def _failed(self, exc: Exception) -> StoreUnavailable:
         try:
-            library = sniffio.current_async_library()
-        except sniffio.AsyncLibraryNotFoundError:
-            library = None
-        if library != "asyncio":
-            # Not a Redis failure but a misuse, which no failure mode should hide.
+            asyncio.get_running_loop()
+        except RuntimeError:
+            # Not a Redis failure but a misuse (trio, most likely), which no failure mode should
+            # hide. (No sniffio: it is not a dependency, and anyio no longer brings it.)
             raise RuntimeError(
-                f"RedisBackend runs on asyncio only (redis.asyncio does), not on {library}"
+                "RedisBackend runs on asyncio only (redis.asyncio does), and this call runs "
+                "without an asyncio event loop"
             ) from exc
         self._last_error = type(exc).__name__
         self._down_until = time.monotonic() + self._retry_interval
