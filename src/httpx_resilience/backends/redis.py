@@ -210,6 +210,9 @@ class RedisBackend:
             task = asyncio.current_task()
             assert task is not None
             deadlines = self._deadlines
+            # Cancellations requested before this call (a task may have caught one and gone
+            # on) are not the timeout's, as in asyncio.timeout(): count only what comes after.
+            cancelling = task.cancelling()
             deadlines.start(task)
             client = self._client
             try:
@@ -218,11 +221,16 @@ class RedisBackend:
                 except NoScriptError:
                     wait = await self._reload_and_evalsha(key, args)
             except asyncio.CancelledError:
-                if deadlines.expired(task):
+                if deadlines.expired(task, cancelling):
                     raise TimeoutError(f"no answer from Redis within {self._timeout:g} s") from None
                 raise
             finally:
                 deadlines.finish(task)
+            if task.cancelling() > cancelling:
+                # Cancelled from outside, but the client answered anyway: redis-py swallows a
+                # cancellation that comes as a result is ready (asyncio.wait_for of 3.11 does).
+                # The caller asked to stop: it stops here.
+                raise asyncio.CancelledError
             if type(wait) is not int or wait < 0:
                 raise _bad_reply(wait)
             return wait
@@ -275,7 +283,8 @@ class _Deadlines:
     in flight, fires at the earliest deadline, cancels the calls that have run out and re-arms
     for the next. Under steady traffic it fires about once per timeout, whatever the rate. The
     cancelled call turns its cancellation into ``TimeoutError`` the way ``asyncio.timeout()``
-    does: only if nothing else asked to cancel the task meanwhile.
+    does: only if nothing else asked to cancel the task meanwhile; and a cancellation that the
+    call never saw (it finished first) is taken back, so that it cannot hit the caller later.
     """
 
     __slots__ = ("_expired", "_handle", "_inflight", "_loop", "_timeout")
@@ -302,16 +311,25 @@ class _Deadlines:
     def finish(self, task: asyncio.Task[Any]) -> None:
         """Note that ``task`` no longer waits; the timer goes quiet at its next firing."""
         del self._inflight[task]
-        if self._expired:  # normally emptied by expired(); never keep a finished task alive
+        if self._expired and task in self._expired:
+            # Cancelled by the timer, but the call ended otherwise (an answer, or an error the
+            # client made of the cancellation): take the request back, as asyncio.timeout()
+            # does, and never keep a finished task alive.
             self._expired.discard(task)
+            if sys.version_info >= (3, 11):
+                task.uncancel()
 
-    def expired(self, task: asyncio.Task[Any]) -> bool:
-        """Whether the cancellation ``task`` is handling is the timeout's (and only that)."""
+    def expired(self, task: asyncio.Task[Any], cancelling: int) -> bool:
+        """Whether the cancellation ``task`` is handling is the timeout's (and only that).
+
+        ``cancelling``: the task's ``cancelling()`` count when the call started; requests made
+        before it are someone else's, and do not make the timeout's cancellation theirs.
+        """
         if task not in self._expired:
             return False
         self._expired.discard(task)
         if sys.version_info >= (3, 11):
-            return task.uncancel() == 0
+            return task.uncancel() <= cancelling
         else:  # pragma: no cover - the class is used from 3.11 only
             return True
 

@@ -1,0 +1,124 @@
+"""A stall of Redis, and cancellations, inside a task that was cancelled before."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from httpx_resilience import Context, Pipeline, RateLimiter, RateLimitRejected
+from httpx_resilience.backends import FailureMode
+from httpx_resilience.backends.redis import RedisBackend
+
+from ._server import RedisServer
+
+pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
+
+# Task.cancelling() and uncancel() came with Python 3.11; before, the backend uses anyio's timeout.
+needs_uncancel = pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.uncancel(): 3.11+")
+
+
+async def noop() -> None:
+    return None
+
+
+@contextlib.asynccontextmanager
+async def paused(server: RedisServer, milliseconds: int) -> AsyncIterator[None]:
+    """Redis holds every command of every client (a stall) until the block ends."""
+    admin: Any = redis.asyncio.Redis(port=server.port)  # execute_command is untyped
+    try:
+        await admin.execute_command("CLIENT", "PAUSE", str(milliseconds), "ALL")
+        yield
+    finally:
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        await admin.aclose()
+
+
+async def cancelled_once() -> Any:
+    """The running task, after a cancellation it caught (as a task that survived one does):
+    its cancelling() count is 1 from now on."""
+    task: Any = asyncio.current_task()  # Any: mypy checks against 3.10, without cancelling()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.sleep(0)
+    assert task.cancelling() == 1
+    return task
+
+
+@needs_uncancel
+@pytest.mark.parametrize("failure_mode", ["open", "closed"])
+async def test_a_stall_in_a_task_cancelled_before_is_a_backend_failure(
+    redis_server: RedisServer, redis_client: redis.asyncio.Redis, failure_mode: FailureMode
+) -> None:
+    backend = RedisBackend(redis_client, failure_mode=failure_mode, timeout=0.1)
+    pipeline = Pipeline([RateLimiter(rate=100.0, burst=100, backend=backend)])
+    await pipeline.execute(noop)
+    context = Context()
+    async with paused(redis_server, 400):
+
+        async def call() -> tuple[BaseException | None, int]:
+            task = await cancelled_once()
+            try:
+                await pipeline.execute(noop, context)
+            except Exception as exc:
+                return exc, task.cancelling()
+            return None, task.cancelling()
+
+        # Its own task, so that the test's task keeps a clean count.
+        exc, cancelling = await asyncio.create_task(call())
+    # Not a CancelledError: the timeout's cancellation is the backend's, and taken back.
+    if failure_mode == "closed":
+        assert isinstance(exc, RateLimitRejected), exc
+    else:
+        assert exc is None
+    assert context.report.events[0].detail == {
+        "failure_mode": failure_mode,
+        "error": "TimeoutError",
+    }
+    assert cancelling == 1
+    assert backend._deadlines._expired == set()
+
+
+async def in_flight(backend: RedisBackend, task: asyncio.Task[Any]) -> None:
+    """Until ``task`` waits for Redis."""
+    while task not in backend._deadlines._inflight:
+        await asyncio.sleep(0)
+
+
+@needs_uncancel
+@pytest.mark.parametrize("timed_out", [False, True])
+async def test_in_a_task_cancelled_before_a_cancellation_from_outside_still_propagates(
+    redis_server: RedisServer, redis_client: redis.asyncio.Redis, timed_out: bool
+) -> None:
+    backend = RedisBackend(redis_client, failure_mode="closed", timeout=10.0)
+    events: list[str] = []
+    pipeline = Pipeline(
+        [RateLimiter(rate=100.0, burst=100, backend=backend)],
+        listeners=[lambda event: events.append(event.name)],
+    )
+    await pipeline.execute(noop)
+    async with paused(redis_server, 2000):
+
+        async def call() -> None:
+            await cancelled_once()
+            await pipeline.execute(noop)
+
+        task = asyncio.create_task(call())
+        await in_flight(backend, task)
+        if timed_out:
+            # The backend's timer fires in the same step as the cancellation from outside
+            # (what its timer does, without waiting for it): the outer one must win.
+            backend._deadlines._expired.add(task)
+            task.cancel()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert events == []  # cancelled, not failed: Redis is not marked down
+    assert backend._down_until == 0.0
+    assert backend._deadlines._inflight == {}
+    assert backend._deadlines._expired == set()
