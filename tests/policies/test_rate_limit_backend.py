@@ -77,11 +77,32 @@ def test_the_backend_names_the_keys_with_its_prefix() -> None:
         ({"timeout": 0}, "timeout must be a finite number > 0, got 0"),
         ({"timeout": float("inf")}, "timeout must be a finite number > 0, got inf"),
         ({"retry_interval": -1}, "retry_interval must be a finite number >= 0, got -1"),
+        ({"max_connections": 0}, "max_connections must be an integer >= 1, got 0"),
+        ({"max_connections": 2.5}, "max_connections must be an integer >= 1, got 2.5"),
+        ({"max_connections": True}, "max_connections must be an integer >= 1, got True"),
+        (
+            {"max_connections": 101},
+            r"max_connections must be at most the size of the client's connection pool "
+            r"\(100\), got 101",
+        ),
     ],
 )
 def test_bad_backend_options_are_named(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=f"^RedisBackend: {message}"):
         RedisBackend(redis_asyncio.Redis(), **options)
+
+
+def test_max_connections_defaults_to_the_clients_pool_and_may_be_less() -> None:
+    assert RedisBackend(redis_asyncio.Redis()).max_connections == 100
+    small = redis_asyncio.Redis(max_connections=8)
+    assert RedisBackend(small).max_connections == 8
+    assert RedisBackend(small, max_connections=3).max_connections == 3
+    with pytest.raises(ValueError, match=r"pool \(8\), got 9$"):
+        RedisBackend(small, max_connections=9)
+    blocking = redis_asyncio.Redis.from_pool(redis_asyncio.BlockingConnectionPool())
+    assert RedisBackend(blocking).max_connections == 50
+    cluster = redis_asyncio.RedisCluster(host="127.0.0.1", port=1, max_connections=20)
+    assert RedisBackend(cluster).max_connections == 20
 
 
 def test_the_client_must_be_an_asyncio_redis_client() -> None:
@@ -99,7 +120,7 @@ def test_the_backend_repr_never_shows_the_client() -> None:
     assert "secret" not in repr(backend)
     assert repr(backend) == (
         "RedisBackend(prefix='httpx-resilience', failure_mode='closed', timeout=0.1, "
-        "retry_interval=1)"
+        "retry_interval=1, max_connections=100)"
     )
     assert isinstance(backend, RateLimitBackend)
 

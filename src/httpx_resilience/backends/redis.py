@@ -9,6 +9,10 @@ failover, ``SCRIPT FLUSH``) it answers ``NOSCRIPT`` and the script is loaded aga
 The bucket is a token bucket, like the in-memory one, rather than GCRA: see
 ``docs/distributed-limiting.md`` for why, and for what happens when Redis is down.
 
+At most ``max_connections`` acquisitions are in Redis at once (by default as many as the
+client's connection pool holds); the others wait for one of them to finish, within the timeout,
+rather than ask the pool for a connection it does not have.
+
 Needs the ``redis`` extra (``pip install 'httpx-resilience[redis]'``) and asyncio:
 ``redis.asyncio`` does not run on trio.
 """
@@ -26,7 +30,7 @@ from urllib.parse import quote
 import redis.asyncio
 from redis.exceptions import NoScriptError
 
-from ..policies._validate import positive
+from ..policies._validate import at_least, positive
 from . import FailureMode, StoreUnavailable
 
 __all__ = ["DEFAULT_PREFIX", "RedisBackend", "bucket_key"]
@@ -113,6 +117,11 @@ class RedisBackend:
         retry_interval: After a failure, seconds during which calls skip Redis and go straight
             to the failure mode, so that an outage costs one ``timeout`` per interval rather
             than one per call; the first call after it tries Redis again. 0: try every call.
+        max_connections: How many acquisitions may be in Redis at once, each on a connection of
+            its own; the others wait for one to finish, within ``timeout``. Default (``None``):
+            the size of the client's connection pool (100 unless the client was given another),
+            which it may not exceed. Give less when the client also serves other traffic, so
+            that the limiter cannot take every connection.
 
     Runs on asyncio only (``redis.asyncio`` does).
     """
@@ -123,8 +132,11 @@ class RedisBackend:
         "_down_until",
         "_failure_mode",
         "_last_error",
+        "_max_connections",
         "_prefix",
         "_retry_interval",
+        "_slots",
+        "_slots_loop",
         "_timeout",
     )
 
@@ -136,6 +148,7 @@ class RedisBackend:
         failure_mode: FailureMode = "open",
         timeout: float = 0.1,
         retry_interval: float = 1.0,
+        max_connections: int | None = None,
     ) -> None:
         if not isinstance(client, (redis.asyncio.Redis, redis.asyncio.RedisCluster)):
             raise ValueError(
@@ -155,6 +168,23 @@ class RedisBackend:
         self._retry_interval = positive(
             "RedisBackend", "retry_interval", retry_interval, allow_zero=True
         )
+        pool_size = _pool_size(client)
+        if max_connections is None:
+            max_connections = pool_size
+        else:
+            at_least("RedisBackend", "max_connections", max_connections, 1)
+            if max_connections > pool_size:
+                # More round trips at once than the pool has connections: the pool would
+                # refuse the excess (MaxConnectionsError) instead of letting it wait here.
+                raise ValueError(
+                    "RedisBackend: max_connections must be at most the size of the client's "
+                    f"connection pool ({pool_size}), got {max_connections!r}"
+                )
+        self._max_connections = max_connections
+        # The acquisitions' connections, one semaphore per event loop (an asyncio.Semaphore
+        # belongs to the loop it first waited on; a backend may outlive an asyncio.run()).
+        self._slots: asyncio.Semaphore | None = None
+        self._slots_loop: asyncio.AbstractEventLoop | None = None
         # Monotonic time until which calls skip Redis after a failure (0.0: Redis is healthy),
         # and the class name of that failure, for the events of the calls that skip it.
         self._down_until = 0.0
@@ -165,7 +195,8 @@ class RedisBackend:
         # Never the client: its repr holds the address, and a URL may hold a password.
         return (
             f"RedisBackend(prefix={self._prefix!r}, failure_mode={self._failure_mode!r}, "
-            f"timeout={self._timeout:g}, retry_interval={self._retry_interval:g})"
+            f"timeout={self._timeout:g}, retry_interval={self._retry_interval:g}, "
+            f"max_connections={self._max_connections})"
         )
 
     @property
@@ -188,6 +219,11 @@ class RedisBackend:
         """Seconds calls skip Redis after a failure."""
         return self._retry_interval
 
+    @property
+    def max_connections(self) -> int:
+        """How many acquisitions may be in Redis at once."""
+        return self._max_connections
+
     def key(self, profile: str | None, partition: str | None) -> str:
         """The Redis key of the bucket of ``profile`` and ``partition`` (see :func:`bucket_key`)."""
         return bucket_key(self._prefix, profile, partition)
@@ -209,6 +245,10 @@ class RedisBackend:
         async def _evalsha(self, key: bytes, args: tuple[bytes, ...]) -> int:
             task = asyncio.current_task()
             assert task is not None
+            loop = task.get_loop()
+            slots = self._slots
+            if self._slots_loop is not loop or slots is None:
+                slots = self._new_slots(loop)
             deadlines = self._deadlines
             # Cancellations requested before this call (a task may have caught one and gone
             # on) are not the timeout's, as in asyncio.timeout(): count only what comes after.
@@ -216,10 +256,12 @@ class RedisBackend:
             deadlines.start(task)
             client = self._client
             try:
-                try:
-                    wait: Any = await client.execute_command("EVALSHA", _SHA, b"1", key, *args)
-                except NoScriptError:
-                    wait = await self._reload_and_evalsha(key, args)
+                # Waiting for a connection counts against the timeout, as the round trip does.
+                async with slots:
+                    try:
+                        wait: Any = await client.execute_command("EVALSHA", _SHA, b"1", key, *args)
+                    except NoScriptError:
+                        wait = await self._reload_and_evalsha(key, args)
             except asyncio.CancelledError:
                 if deadlines.expired(task, cancelling):
                     raise TimeoutError(f"no answer from Redis within {self._timeout:g} s") from None
@@ -240,15 +282,25 @@ class RedisBackend:
         async def _evalsha(self, key: bytes, args: tuple[bytes, ...]) -> int:
             import anyio
 
+            loop = asyncio.get_running_loop()
+            slots = self._slots
+            if self._slots_loop is not loop or slots is None:
+                slots = self._new_slots(loop)
             client = self._client
             with anyio.fail_after(self._timeout):
-                try:
-                    wait: Any = await client.execute_command("EVALSHA", _SHA, b"1", key, *args)
-                except NoScriptError:
-                    wait = await self._reload_and_evalsha(key, args)
+                async with slots:
+                    try:
+                        wait: Any = await client.execute_command("EVALSHA", _SHA, b"1", key, *args)
+                    except NoScriptError:
+                        wait = await self._reload_and_evalsha(key, args)
             if type(wait) is not int or wait < 0:
                 raise _bad_reply(wait)
             return wait
+
+    def _new_slots(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
+        slots = self._slots = asyncio.Semaphore(self._max_connections)
+        self._slots_loop = loop
+        return slots
 
     async def _reload_and_evalsha(self, key: bytes, args: tuple[bytes, ...]) -> Any:
         # A server without the script (first use, restart, failover, SCRIPT FLUSH): load it and
@@ -269,6 +321,18 @@ class RedisBackend:
         self._last_error = type(exc).__name__
         self._down_until = time.monotonic() + self._retry_interval
         return StoreUnavailable(self._last_error, retry_after=self._retry_interval)
+
+
+def _pool_size(client: redis.asyncio.Redis | redis.asyncio.RedisCluster) -> int:
+    # How many connections the client opens at most (per node, for a cluster), beyond which it
+    # raises MaxConnectionsError. redis-py's default is 100; an unknown pool counts as that.
+    if isinstance(client, redis.asyncio.RedisCluster):
+        size = client.get_connection_kwargs().get("max_connections")
+    else:
+        size = getattr(client.connection_pool, "max_connections", None)
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+        return size
+    return 100
 
 
 def _bad_reply(reply: Any) -> TypeError:

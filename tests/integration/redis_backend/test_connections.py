@@ -1,4 +1,4 @@
-"""A stall of Redis, and cancellations, inside a task that was cancelled before."""
+"""Many concurrent acquisitions against a bounded pool, and a stall inside a cancelled task."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ from ._server import RedisServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
 
+CALLS = 300
+NAME = "limiter-under-test"
+
+
 # Task.cancelling() and uncancel() came with Python 3.11; before, the backend uses anyio's timeout.
 needs_uncancel = pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.uncancel(): 3.11+")
 
@@ -37,6 +41,77 @@ async def paused(server: RedisServer, milliseconds: int) -> AsyncIterator[None]:
     finally:
         await admin.execute_command("CLIENT", "UNPAUSE")
         await admin.aclose()
+
+
+async def limiter_connections(admin: redis.asyncio.Redis) -> int:
+    """How many connections the limiter's client holds open (its name tells them apart)."""
+    clients: list[dict[str, Any]] = await admin.client_list()
+    return sum(1 for c in clients if c["name"] == NAME)
+
+
+async def crowd(pipeline: Pipeline) -> list[Context]:
+    """CALLS acquisitions at once, each with its own context; every one must be admitted."""
+    contexts = [Context() for _ in range(CALLS)]
+    await asyncio.gather(*(pipeline.execute(noop, c) for c in contexts))
+    return contexts
+
+
+@pytest.mark.parametrize("failure_mode", ["open", "closed"])
+async def test_more_concurrent_calls_than_the_pool_holds_wait_for_a_connection(
+    redis_server: RedisServer, failure_mode: FailureMode
+) -> None:
+    # redis-py's default pool: at most 100 connections, and MaxConnectionsError beyond them.
+    client = redis.asyncio.Redis(port=redis_server.port, client_name=NAME)
+    # A generous timeout: the calls beyond the pool wait for a connection within it, and on a
+    # busy machine 300 round trips through 100 connections take a while.
+    backend = RedisBackend(client, failure_mode=failure_mode, timeout=10.0)
+    assert backend.max_connections == 100  # the client's pool, by default
+    pipeline = Pipeline([RateLimiter(rate=0.01, burst=CALLS, backend=backend)])
+    try:
+        contexts = await crowd(pipeline)
+        # None of them found the store unavailable: all were limited in Redis.
+        assert [e.name for c in contexts for e in c.report.events] == []
+        async with redis.asyncio.Redis(port=redis_server.port) as admin:
+            assert 0 < await limiter_connections(admin) <= 100
+    finally:
+        await client.aclose()
+
+
+async def test_max_connections_bounds_the_connections_a_crowd_opens(
+    redis_server: RedisServer,
+) -> None:
+    client = redis.asyncio.Redis(port=redis_server.port, client_name=NAME)
+    backend = RedisBackend(client, failure_mode="closed", timeout=10.0, max_connections=4)
+    pipeline = Pipeline([RateLimiter(rate=0.01, burst=CALLS, backend=backend)])
+    try:
+        contexts = await crowd(pipeline)
+        assert [e.name for c in contexts for e in c.report.events] == []
+        async with redis.asyncio.Redis(port=redis_server.port) as admin:
+            assert 0 < await limiter_connections(admin) <= 4
+        # ...and they were limited correctly: the bucket of 300 is empty now.
+        with pytest.raises(RateLimitRejected, match="shared"):
+            await pipeline.execute(noop)
+    finally:
+        await client.aclose()
+
+
+async def test_a_call_waiting_for_a_connection_gives_up_at_the_timeout(
+    redis_server: RedisServer, redis_client: redis.asyncio.Redis
+) -> None:
+    backend = RedisBackend(redis_client, failure_mode="closed", timeout=0.2, max_connections=1)
+    pipeline = Pipeline([RateLimiter(rate=100.0, burst=100, backend=backend)])
+    await pipeline.execute(noop)
+    contexts = [Context(), Context()]
+    async with paused(redis_server, 400):
+        outcomes = await asyncio.gather(
+            *(pipeline.execute(noop, c) for c in contexts), return_exceptions=True
+        )
+    # One call holds the only connection and times out; the other times out waiting for it.
+    assert all(isinstance(o, RateLimitRejected) for o in outcomes), outcomes
+    for context in contexts:
+        [event] = context.report.events
+        assert event.detail == {"failure_mode": "closed", "error": "TimeoutError"}
+    assert backend._deadlines._inflight == {}
 
 
 async def cancelled_once() -> Any:
