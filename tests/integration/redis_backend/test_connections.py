@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from httpx_resilience import Context, Pipeline, RateLimiter, RateLimitRejected
+from httpx_resilience import Context, Pipeline, RateLimiter, RateLimitRejected, ResilientClient
 from httpx_resilience.backends import FailureMode
 from httpx_resilience.backends.redis import RedisBackend
+from httpx_resilience.testing import LoopbackServer
 
 from ._server import RedisServer
 
@@ -163,6 +164,30 @@ async def in_flight(backend: RedisBackend, task: asyncio.Task[Any]) -> None:
     """Until ``task`` waits for Redis."""
     while task not in backend._deadlines._inflight:
         await asyncio.sleep(0)
+
+
+@needs_uncancel
+async def test_a_stall_in_a_task_cancelled_before_never_cancels_client_get(
+    redis_server: RedisServer, redis_client: redis.asyncio.Redis, server: LoopbackServer
+) -> None:
+    backend = RedisBackend(redis_client, failure_mode="closed", timeout=0.1)
+    pipeline = Pipeline([RateLimiter(rate=100.0, burst=100, backend=backend)])
+    async with ResilientClient(pipeline=pipeline, base_url=server.url) as client:
+        assert (await client.get("/")).status_code == 200
+
+        async def call() -> BaseException | None:
+            await cancelled_once()
+            try:
+                await client.get("/")
+            except Exception as exc:
+                return exc
+            return None
+
+        async with paused(redis_server, 400):
+            exc = await asyncio.create_task(call())
+    assert isinstance(exc, RateLimitRejected), exc
+    assert "failure_mode is 'closed'" in str(exc)
+    assert len(server.requests) == 1  # the stalled call never reached the upstream
 
 
 @needs_uncancel
