@@ -559,9 +559,16 @@ def _redis_backend(options: RedisOptions) -> Any:
         import redis.asyncio
 
         from .backends.redis import RedisBackend
-    except ImportError as exc:  # pragma: no cover - the extra is installed in the test runs
+    except ImportError as exc:
+        # Name what is missing: only a missing redis is fixed by installing the extra.
+        missing = exc.name or ""
+        if missing == "redis" or missing.startswith("redis."):
+            raise ConfigError(
+                "rate_limit.backend: needs the redis extra (pip install 'httpx-resilience[redis]')"
+            ) from exc
         raise ConfigError(
-            "rate_limit.backend: needs the redis extra (pip install 'httpx-resilience[redis]')"
+            f"rate_limit.backend: the Redis backend cannot be imported: module {missing!r} is "
+            f"missing ({exc})"
         ) from exc
     return RedisBackend(
         redis.asyncio.from_url(options.url),

@@ -5,6 +5,7 @@ The behaviour against a real Redis is in tests/integration/redis_backend/.
 
 from __future__ import annotations
 
+import importlib.abc
 import subprocess
 import sys
 from typing import Any
@@ -76,11 +77,32 @@ def test_the_backend_names_the_keys_with_its_prefix() -> None:
         ({"timeout": 0}, "timeout must be a finite number > 0, got 0"),
         ({"timeout": float("inf")}, "timeout must be a finite number > 0, got inf"),
         ({"retry_interval": -1}, "retry_interval must be a finite number >= 0, got -1"),
+        ({"max_connections": 0}, "max_connections must be an integer >= 1, got 0"),
+        ({"max_connections": 2.5}, "max_connections must be an integer >= 1, got 2.5"),
+        ({"max_connections": True}, "max_connections must be an integer >= 1, got True"),
+        (
+            {"max_connections": 101},
+            r"max_connections must be at most the size of the client's connection pool "
+            r"\(100\), got 101",
+        ),
     ],
 )
 def test_bad_backend_options_are_named(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=f"^RedisBackend: {message}"):
         RedisBackend(redis_asyncio.Redis(), **options)
+
+
+def test_max_connections_defaults_to_the_clients_pool_and_may_be_less() -> None:
+    assert RedisBackend(redis_asyncio.Redis()).max_connections == 100
+    small = redis_asyncio.Redis(max_connections=8)
+    assert RedisBackend(small).max_connections == 8
+    assert RedisBackend(small, max_connections=3).max_connections == 3
+    with pytest.raises(ValueError, match=r"pool \(8\), got 9$"):
+        RedisBackend(small, max_connections=9)
+    blocking = redis_asyncio.Redis.from_pool(redis_asyncio.BlockingConnectionPool())
+    assert RedisBackend(blocking).max_connections == 50
+    cluster = redis_asyncio.RedisCluster(host="127.0.0.1", port=1, max_connections=20)
+    assert RedisBackend(cluster).max_connections == 20
 
 
 def test_the_client_must_be_an_asyncio_redis_client() -> None:
@@ -98,7 +120,7 @@ def test_the_backend_repr_never_shows_the_client() -> None:
     assert "secret" not in repr(backend)
     assert repr(backend) == (
         "RedisBackend(prefix='httpx-resilience', failure_mode='closed', timeout=0.1, "
-        "retry_interval=1)"
+        "retry_interval=1, max_connections=100)"
     )
     assert isinstance(backend, RateLimitBackend)
 
@@ -170,3 +192,79 @@ def test_the_backend_is_importable_from_the_package_and_shows_its_options() -> N
     )
     options = (backend.prefix, backend.failure_mode, backend.timeout, backend.retry_interval)
     assert options == ("a", "closed", 0.5, 0.0)
+
+
+def test_the_redis_backend_needs_no_sniffio() -> None:
+    # anyio no longer brings sniffio, and the package does not declare it: a fresh install of
+    # the redis extra has none. The backend, a profile built on it, and its trio check must work.
+    # (trio needs sniffio and brings it: it and anyio are imported before sniffio is taken away.)
+    code = (
+        "import sys, anyio, trio\n"
+        "sys.modules['sniffio'] = None\n"  # any import of sniffio now fails
+        "from httpx_resilience import Context\n"
+        "from httpx_resilience.backends.redis import RedisBackend\n"
+        "from httpx_resilience.profiles import Registry\n"
+        "registry = Registry.from_mapping({'profiles': {'p': {'rate_limit': {\n"
+        "    'rate': 1, 'backend': {'url': 'redis://127.0.0.1:1/0'}}}}}, environ={})\n"
+        "[limiter] = registry.get('p').policies\n"
+        "async def noop(context):\n"
+        "    return None\n"
+        "async def main():\n"
+        "    try:\n"
+        "        await limiter.execute(noop, Context())\n"
+        "    except RuntimeError as exc:\n"
+        "        print(exc)\n"
+        "trio.run(main)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("RedisBackend runs on asyncio only"), result.stdout
+
+
+class _Missing(importlib.abc.MetaPathFinder):
+    """Makes importing ``target`` fail as if module ``missing`` (which it needs) were absent."""
+
+    def __init__(self, target: str, missing: str) -> None:
+        self.target = target
+        self.missing = missing
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        # Asked first for every import; answers only for the target, by failing.
+        if fullname == self.target:
+            raise ModuleNotFoundError(f"No module named {self.missing!r}", name=self.missing)
+
+
+def redis_profile() -> dict[str, Any]:
+    return {"profiles": {"p": {"rate_limit": {"rate": 1, "backend": {"url": "redis://h/0"}}}}}
+
+
+def test_a_profile_names_the_module_the_redis_backend_misses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from httpx_resilience.errors import ConfigError
+    from httpx_resilience.profiles import Registry
+
+    # The redis extra is there, but something the backend imports is not.
+    monkeypatch.delitem(sys.modules, "httpx_resilience.backends.redis")
+    finder = _Missing("httpx_resilience.backends.redis", "some_dependency")
+    monkeypatch.setattr(sys, "meta_path", [finder, *sys.meta_path])
+    with pytest.raises(ConfigError) as info:
+        Registry.from_mapping(redis_profile(), environ={}).get("p")
+    message = str(info.value)
+    assert "rate_limit.backend" in message
+    assert "'some_dependency'" in message
+    assert "httpx-resilience[redis]" not in message  # installing the extra would not help
+
+
+@pytest.mark.parametrize("module", ["redis", "redis.asyncio"])
+def test_a_profile_says_to_install_the_extra_only_when_redis_is_missing(
+    monkeypatch: pytest.MonkeyPatch, module: str
+) -> None:
+    from httpx_resilience.errors import ConfigError
+    from httpx_resilience.profiles import Registry
+
+    monkeypatch.setitem(sys.modules, module, None)  # any import of it now fails
+    with pytest.raises(ConfigError, match=r"install 'httpx-resilience\[redis\]'"):
+        Registry.from_mapping(redis_profile(), environ={}).get("p")

@@ -9,6 +9,10 @@ failover, ``SCRIPT FLUSH``) it answers ``NOSCRIPT`` and the script is loaded aga
 The bucket is a token bucket, like the in-memory one, rather than GCRA: see
 ``docs/distributed-limiting.md`` for why, and for what happens when Redis is down.
 
+At most ``max_connections`` acquisitions are in Redis at once (by default as many as the
+client's connection pool holds); the others wait for one of them to finish, within the timeout,
+rather than ask the pool for a connection it does not have.
+
 Needs the ``redis`` extra (``pip install 'httpx-resilience[redis]'``) and asyncio:
 ``redis.asyncio`` does not run on trio.
 """
@@ -24,10 +28,9 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import redis.asyncio
-import sniffio
 from redis.exceptions import NoScriptError
 
-from ..policies._validate import positive
+from ..policies._validate import at_least, positive
 from . import FailureMode, StoreUnavailable
 
 __all__ = ["DEFAULT_PREFIX", "RedisBackend", "bucket_key"]
@@ -114,6 +117,11 @@ class RedisBackend:
         retry_interval: After a failure, seconds during which calls skip Redis and go straight
             to the failure mode, so that an outage costs one ``timeout`` per interval rather
             than one per call; the first call after it tries Redis again. 0: try every call.
+        max_connections: How many acquisitions may be in Redis at once, each on a connection of
+            its own; the others wait for one to finish, within ``timeout``. Default (``None``):
+            the size of the client's connection pool (100 unless the client was given another),
+            which it may not exceed. Give less when the client also serves other traffic, so
+            that the limiter cannot take every connection.
 
     Runs on asyncio only (``redis.asyncio`` does).
     """
@@ -124,8 +132,11 @@ class RedisBackend:
         "_down_until",
         "_failure_mode",
         "_last_error",
+        "_max_connections",
         "_prefix",
         "_retry_interval",
+        "_slots",
+        "_slots_loop",
         "_timeout",
     )
 
@@ -137,6 +148,7 @@ class RedisBackend:
         failure_mode: FailureMode = "open",
         timeout: float = 0.1,
         retry_interval: float = 1.0,
+        max_connections: int | None = None,
     ) -> None:
         if not isinstance(client, (redis.asyncio.Redis, redis.asyncio.RedisCluster)):
             raise ValueError(
@@ -156,6 +168,23 @@ class RedisBackend:
         self._retry_interval = positive(
             "RedisBackend", "retry_interval", retry_interval, allow_zero=True
         )
+        pool_size = _pool_size(client)
+        if max_connections is None:
+            max_connections = pool_size
+        else:
+            at_least("RedisBackend", "max_connections", max_connections, 1)
+            if max_connections > pool_size:
+                # More round trips at once than the pool has connections: the pool would
+                # refuse the excess (MaxConnectionsError) instead of letting it wait here.
+                raise ValueError(
+                    "RedisBackend: max_connections must be at most the size of the client's "
+                    f"connection pool ({pool_size}), got {max_connections!r}"
+                )
+        self._max_connections = max_connections
+        # The acquisitions' connections, one semaphore per event loop (an asyncio.Semaphore
+        # belongs to the loop it first waited on; a backend may outlive an asyncio.run()).
+        self._slots: asyncio.Semaphore | None = None
+        self._slots_loop: asyncio.AbstractEventLoop | None = None
         # Monotonic time until which calls skip Redis after a failure (0.0: Redis is healthy),
         # and the class name of that failure, for the events of the calls that skip it.
         self._down_until = 0.0
@@ -166,7 +195,8 @@ class RedisBackend:
         # Never the client: its repr holds the address, and a URL may hold a password.
         return (
             f"RedisBackend(prefix={self._prefix!r}, failure_mode={self._failure_mode!r}, "
-            f"timeout={self._timeout:g}, retry_interval={self._retry_interval:g})"
+            f"timeout={self._timeout:g}, retry_interval={self._retry_interval:g}, "
+            f"max_connections={self._max_connections})"
         )
 
     @property
@@ -189,6 +219,11 @@ class RedisBackend:
         """Seconds calls skip Redis after a failure."""
         return self._retry_interval
 
+    @property
+    def max_connections(self) -> int:
+        """How many acquisitions may be in Redis at once."""
+        return self._max_connections
+
     def key(self, profile: str | None, partition: str | None) -> str:
         """The Redis key of the bucket of ``profile`` and ``partition`` (see :func:`bucket_key`)."""
         return bucket_key(self._prefix, profile, partition)
@@ -210,20 +245,34 @@ class RedisBackend:
         async def _evalsha(self, key: bytes, args: tuple[bytes, ...]) -> int:
             task = asyncio.current_task()
             assert task is not None
+            loop = task.get_loop()
+            slots = self._slots
+            if self._slots_loop is not loop or slots is None:
+                slots = self._new_slots(loop)
             deadlines = self._deadlines
+            # Cancellations requested before this call (a task may have caught one and gone
+            # on) are not the timeout's, as in asyncio.timeout(): count only what comes after.
+            cancelling = task.cancelling()
             deadlines.start(task)
             client = self._client
             try:
-                try:
-                    wait: Any = await client.execute_command("EVALSHA", _SHA, b"1", key, *args)
-                except NoScriptError:
-                    wait = await self._reload_and_evalsha(key, args)
+                # Waiting for a connection counts against the timeout, as the round trip does.
+                async with slots:
+                    try:
+                        wait: Any = await client.execute_command("EVALSHA", _SHA, b"1", key, *args)
+                    except NoScriptError:
+                        wait = await self._reload_and_evalsha(key, args)
             except asyncio.CancelledError:
-                if deadlines.expired(task):
+                if deadlines.expired(task, cancelling):
                     raise TimeoutError(f"no answer from Redis within {self._timeout:g} s") from None
                 raise
             finally:
                 deadlines.finish(task)
+            if task.cancelling() > cancelling:
+                # Cancelled from outside, but the client answered anyway: redis-py swallows a
+                # cancellation that comes as a result is ready (asyncio.wait_for of 3.11 does).
+                # The caller asked to stop: it stops here.
+                raise asyncio.CancelledError
             if type(wait) is not int or wait < 0:
                 raise _bad_reply(wait)
             return wait
@@ -233,15 +282,25 @@ class RedisBackend:
         async def _evalsha(self, key: bytes, args: tuple[bytes, ...]) -> int:
             import anyio
 
+            loop = asyncio.get_running_loop()
+            slots = self._slots
+            if self._slots_loop is not loop or slots is None:
+                slots = self._new_slots(loop)
             client = self._client
             with anyio.fail_after(self._timeout):
-                try:
-                    wait: Any = await client.execute_command("EVALSHA", _SHA, b"1", key, *args)
-                except NoScriptError:
-                    wait = await self._reload_and_evalsha(key, args)
+                async with slots:
+                    try:
+                        wait: Any = await client.execute_command("EVALSHA", _SHA, b"1", key, *args)
+                    except NoScriptError:
+                        wait = await self._reload_and_evalsha(key, args)
             if type(wait) is not int or wait < 0:
                 raise _bad_reply(wait)
             return wait
+
+    def _new_slots(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
+        slots = self._slots = asyncio.Semaphore(self._max_connections)
+        self._slots_loop = loop
+        return slots
 
     async def _reload_and_evalsha(self, key: bytes, args: tuple[bytes, ...]) -> Any:
         # A server without the script (first use, restart, failover, SCRIPT FLUSH): load it and
@@ -251,17 +310,29 @@ class RedisBackend:
 
     def _failed(self, exc: Exception) -> StoreUnavailable:
         try:
-            library = sniffio.current_async_library()
-        except sniffio.AsyncLibraryNotFoundError:
-            library = None
-        if library != "asyncio":
-            # Not a Redis failure but a misuse, which no failure mode should hide.
+            asyncio.get_running_loop()
+        except RuntimeError:
+            # Not a Redis failure but a misuse (trio, most likely), which no failure mode should
+            # hide. (No sniffio: it is not a dependency, and anyio no longer brings it.)
             raise RuntimeError(
-                f"RedisBackend runs on asyncio only (redis.asyncio does), not on {library}"
+                "RedisBackend runs on asyncio only (redis.asyncio does), and this call runs "
+                "without an asyncio event loop"
             ) from exc
         self._last_error = type(exc).__name__
         self._down_until = time.monotonic() + self._retry_interval
         return StoreUnavailable(self._last_error, retry_after=self._retry_interval)
+
+
+def _pool_size(client: redis.asyncio.Redis | redis.asyncio.RedisCluster) -> int:
+    # How many connections the client opens at most (per node, for a cluster), beyond which it
+    # raises MaxConnectionsError. redis-py's default is 100; an unknown pool counts as that.
+    if isinstance(client, redis.asyncio.RedisCluster):
+        size = client.get_connection_kwargs().get("max_connections")
+    else:
+        size = getattr(client.connection_pool, "max_connections", None)
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+        return size
+    return 100
 
 
 def _bad_reply(reply: Any) -> TypeError:
@@ -276,7 +347,8 @@ class _Deadlines:
     in flight, fires at the earliest deadline, cancels the calls that have run out and re-arms
     for the next. Under steady traffic it fires about once per timeout, whatever the rate. The
     cancelled call turns its cancellation into ``TimeoutError`` the way ``asyncio.timeout()``
-    does: only if nothing else asked to cancel the task meanwhile.
+    does: only if nothing else asked to cancel the task meanwhile; and a cancellation that the
+    call never saw (it finished first) is taken back, so that it cannot hit the caller later.
     """
 
     __slots__ = ("_expired", "_handle", "_inflight", "_loop", "_timeout")
@@ -303,16 +375,25 @@ class _Deadlines:
     def finish(self, task: asyncio.Task[Any]) -> None:
         """Note that ``task`` no longer waits; the timer goes quiet at its next firing."""
         del self._inflight[task]
-        if self._expired:  # normally emptied by expired(); never keep a finished task alive
+        if self._expired and task in self._expired:
+            # Cancelled by the timer, but the call ended otherwise (an answer, or an error the
+            # client made of the cancellation): take the request back, as asyncio.timeout()
+            # does, and never keep a finished task alive.
             self._expired.discard(task)
+            if sys.version_info >= (3, 11):
+                task.uncancel()
 
-    def expired(self, task: asyncio.Task[Any]) -> bool:
-        """Whether the cancellation ``task`` is handling is the timeout's (and only that)."""
+    def expired(self, task: asyncio.Task[Any], cancelling: int) -> bool:
+        """Whether the cancellation ``task`` is handling is the timeout's (and only that).
+
+        ``cancelling``: the task's ``cancelling()`` count when the call started; requests made
+        before it are someone else's, and do not make the timeout's cancellation theirs.
+        """
         if task not in self._expired:
             return False
         self._expired.discard(task)
         if sys.version_info >= (3, 11):
-            return task.uncancel() == 0
+            return task.uncancel() <= cancelling
         else:  # pragma: no cover - the class is used from 3.11 only
             return True
 
