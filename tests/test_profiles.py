@@ -562,3 +562,27 @@ def test_a_rate_limit_on_redis_is_built_from_its_url() -> None:
     limiter = registry.get("shared").policies[0]
     assert isinstance(limiter, RateLimiter)
     assert "shared=True" in repr(limiter)  # its buckets are in Redis, not in memory
+
+
+def test_a_profile_bounds_the_redis_connections_its_limit_uses() -> None:
+    pytest.importorskip("redis")
+    from httpx_resilience.backends.redis import RedisBackend
+    from httpx_resilience.profiles import RedisOptions, _redis_backend
+
+    backend = _redis_backend(RedisOptions(url="redis://127.0.0.1:1/0", max_connections=8))
+    assert isinstance(backend, RedisBackend)
+    # One bound for the client's pool and for the acquisitions in Redis at once, so that
+    # acquisitions beyond it wait for a connection rather than fail.
+    assert backend.max_connections == 8
+    client: Any = backend._client
+    assert client.connection_pool.max_connections == 8
+    default = _redis_backend(RedisOptions(url="redis://127.0.0.1:1/0"))
+    default_client: Any = default._client
+    assert default.max_connections == default_client.connection_pool.max_connections
+
+
+def test_a_profile_refuses_a_redis_connection_bound_below_one() -> None:
+    with pytest.raises(ConfigError, match=r"rate_limit\.backend\.max_connections.*got 0"):
+        load({"profiles": {"p": {"rate_limit": {
+            "rate": 1, "backend": {"url": "redis://127.0.0.1:1/0", "max_connections": 0},
+        }}}})  # fmt: skip

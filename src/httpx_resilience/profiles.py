@@ -302,6 +302,7 @@ class RedisOptions(_Options):
     failure_mode: str = _check(choice("open", "closed"), "open")
     timeout: float = _check(POSITIVE, 0.1)
     retry_interval: float = _check(NON_NEGATIVE, 1.0)
+    max_connections: int | None = _check(integer(1), None, optional=True)
 
 
 @dataclass(frozen=True)
@@ -570,9 +571,13 @@ def _redis_backend(options: RedisOptions) -> Any:
             f"rate_limit.backend: the Redis backend cannot be imported: module {missing!r} is "
             f"missing ({exc})"
         ) from exc
+    # The client's pool and the backend's bound are one number: acquisitions beyond it wait for
+    # a connection instead of failing with redis-py's MaxConnectionsError.
+    pool = {} if options.max_connections is None else {"max_connections": options.max_connections}
     return RedisBackend(
-        redis.asyncio.from_url(options.url),
+        redis.asyncio.from_url(options.url, **pool),
         prefix=options.prefix,
+        max_connections=options.max_connections,
         failure_mode=options.failure_mode,  # type: ignore[arg-type]  # checked: open or closed
         timeout=options.timeout,
         retry_interval=options.retry_interval,
