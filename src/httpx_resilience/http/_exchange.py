@@ -9,11 +9,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import httpx
 
 from ..context import _UNKNOWN, Attempt, Context, ExecutionReport
-from ..errors import ResilienceError
+from ..errors import (
+    BrokenCircuitError,
+    BulkheadRejected,
+    RateLimitRejected,
+    ResilienceError,
+)
+from ..outcome import Outcome
 from ..pipeline import Pipeline
 from ..profiles import Registry
 from ._errors import as_httpx_error
@@ -169,3 +176,13 @@ def exchange_failed(context: Context, exc: Exception) -> Exception:
     if not report.attempts:
         report.attempts.append(Attempt(0, None, exc))
     return exc
+
+
+_NOT_SENT = (BrokenCircuitError, BulkheadRejected, RateLimitRejected)
+
+
+def never_sent(outcome: Outcome[Any], context: Context) -> bool:
+    """Whether no try of the request can have been sent: every one was refused first (an open
+    circuit, a full bulkhead, a rate limit), so httpx's auth flow never ran on it either."""
+    tries: list[Outcome[Any]] = [*context.report.attempts] or [outcome]
+    return all(isinstance(t.exception, _NOT_SENT) for t in tries)

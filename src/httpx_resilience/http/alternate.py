@@ -18,11 +18,10 @@ from typing import Any
 import httpx
 
 from ..context import Context
-from ..errors import BrokenCircuitError, BulkheadRejected, RateLimitRejected
 from ..outcome import Outcome
 from ..pipeline import Pipeline
 from ..policies import fallback as _fallback
-from ._exchange import start_exchange
+from ._exchange import never_sent, start_exchange
 
 __all__ = ["Alternate"]
 
@@ -104,7 +103,7 @@ class Alternate:
         request = context.request
         if request is None or not isinstance(request.stream, httpx.ByteStream):
             return None
-        if not (context.replayable or self._send_non_idempotent or _never_sent(outcome, context)):
+        if not (context.replayable or self._send_non_idempotent or never_sent(outcome, context)):
             return None
         retargeted = self.retarget(request)
         send = functools.partial(self._transport.handle_async_request, retargeted)
@@ -128,15 +127,6 @@ class Alternate:
         """Close the transport, if the alternate made its own."""
         if self._own_transport:
             await self._transport.aclose()
-
-
-_NOT_SENT = (BrokenCircuitError, BulkheadRejected, RateLimitRejected)
-
-
-def _never_sent(outcome: Outcome[Any], context: Context) -> bool:
-    """Whether no try of the request can have reached the primary."""
-    tries: list[Outcome[Any]] = [*context.report.attempts] or [outcome]
-    return all(isinstance(t.exception, _NOT_SENT) for t in tries)
 
 
 def _adapt(alternate: Any) -> Alternate | None:

@@ -19,6 +19,7 @@ import httpx
 from ..pipeline import Pipeline
 from ..profiles import Registry
 from ._exchange import Dispatch
+from ._identity import REQUEST_AUTH
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -105,6 +106,12 @@ class ResilientClient(httpx.AsyncClient):
         follow_redirects: bool | UseClientDefault = httpx.USE_CLIENT_DEFAULT,
     ) -> httpx.Response:
         """Send ``request`` through the pipeline (see :meth:`httpx.AsyncClient.send`)."""
+        if auth is not httpx.USE_CLIENT_DEFAULT or self._auth is not None:
+            # httpx adds the credentials inside send(), so a request refused before it is sent
+            # never carries them: a response cache learns them here (see _identity.as_sent).
+            resolved = self._build_request_auth(request, auth)
+            if type(resolved) is not httpx.Auth:  # not the no-op "no auth"
+                REQUEST_AUTH[request] = resolved
         # A partial, not a closure: each try then costs no frame of ours around httpx's send.
         if stream is False and auth is follow_redirects is httpx.USE_CLIENT_DEFAULT:
             exchange = functools.partial(_send, self, request)  # no keywords: cheaper to build
