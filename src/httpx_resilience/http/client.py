@@ -5,6 +5,10 @@ included, so a connection reset or a read timeout in the middle of the body is a
 pipeline can retry. A streamed request (``client.stream(...)``, ``send(..., stream=True)``) is
 covered up to the response headers, as with :class:`~httpx_resilience.ResilienceTransport`:
 its body is read by the caller, after the pipeline has returned.
+
+Response hooks run inside the pipeline, on each try, so that ``raise_for_status()`` in a hook
+(httpx's own recipe) is a failure the pipeline sees: its :class:`httpx.HTTPStatusError` counts
+as the status it carries. An answer from a fallback goes through the response hooks too.
 """
 
 from __future__ import annotations
@@ -119,7 +123,24 @@ class ResilientClient(httpx.AsyncClient):
             exchange = functools.partial(
                 _send, self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
             )
-        return await self._dispatch.exchange(request, exchange)
+        response = await self._dispatch.exchange(request, exchange)
+        if response.extensions["resilience"].fallback is not None:
+            await self._answered(response, stream=stream)
+        return response
+
+    async def _answered(self, response: httpx.Response, *, stream: bool) -> None:
+        """What httpx's send does for a response it returns, for a fallback's answer, which
+        did not come through it: the response hooks (the failed try's ran inside the
+        pipeline), then, unless streamed, the body read and the response closed."""
+        try:
+            for hook in self.event_hooks["response"]:
+                await hook(response)
+            if not stream:
+                await response.aread()
+                await response.aclose()
+        except BaseException:
+            await response.aclose()
+            raise
 
 
 _send = httpx.AsyncClient.send
