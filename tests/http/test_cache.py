@@ -115,24 +115,18 @@ async def test_what_is_stored(
     assert len(cache) == int(stored)
 
 
-async def test_private_responses_only_when_asked_and_only_for_the_same_credentials() -> None:
+async def test_private_responses_are_never_stored_even_when_asked() -> None:
     upstream = Switchable(
-        lambda r: httpx.Response(
-            200,
-            text=r.headers.get("authorization", "anonymous"),
-            headers={"Cache-Control": "private"},
-        )
+        lambda r: httpx.Response(200, text="mine", headers={"Cache-Control": "private"})
     )
-    cache = ResponseCache(store_private=True)
+    with pytest.warns(DeprecationWarning, match="store_private=True is ignored"):
+        cache = ResponseCache(store_private=True)
     async with cached_client(upstream, cache) as client:
         await client.get("/me", headers={"Authorization": "Bearer alice"})
         upstream.down = True
         alice = await client.get("/me", headers={"Authorization": "Bearer alice"})
-        bob = await client.get("/me", headers={"Authorization": "Bearer bob"})
-        anonymous = await client.get("/me")
-    assert alice.text == "Bearer alice"
-    assert bob.status_code == 503
-    assert anonymous.status_code == 503
+    assert alice.status_code == 503
+    assert len(cache) == 0
 
 
 async def test_credentials_never_cross_users_even_for_public_responses() -> None:

@@ -6,20 +6,29 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import httpx
 
 from ..context import _UNKNOWN, Attempt, Context, ExecutionReport
-from ..errors import ResilienceError
+from ..errors import (
+    BrokenCircuitError,
+    BulkheadRejected,
+    RateLimitRejected,
+    ResilienceError,
+)
+from ..outcome import Outcome
 from ..pipeline import Pipeline
 from ..profiles import Registry
 from ._errors import as_httpx_error
 from .classify import HTTP_CLASSIFIER, IDEMPOTENT_METHODS, can_replay
 
 _new = object.__new__
+_monotonic = time.monotonic
 
 
 class Dispatch:
@@ -87,23 +96,24 @@ class Dispatch:
             retry = self._retry_non_idempotent or registry.retry_non_idempotent(profile)
             context = start_exchange(pipeline, request, send, retry, profile)
         telemetry = pipeline._telemetry
-        started = time.monotonic() if telemetry.timed else 0.0
+        # Always read: a fallback's answer gets its .elapsed from it.
+        started = _monotonic()
         try:
             response: httpx.Response = await pipeline._chain(context)
         except Exception as exc:
             rejection = exchange_failed(context, exc)
             if telemetry.timed:
-                telemetry.executed(context, time.monotonic() - started, rejection)
+                telemetry.executed(context, _monotonic() - started, rejection)
             if rejection is exc:
                 raise
             raise rejection from exc.__cause__
         except BaseException as exc:
             if telemetry.timed:
-                telemetry.executed(context, time.monotonic() - started, exc)
+                telemetry.executed(context, _monotonic() - started, exc)
             raise
-        finish_exchange(context, response)
+        finish_exchange(context, response, started)
         if telemetry.timed:
-            telemetry.executed(context, time.monotonic() - started, None)
+            telemetry.executed(context, _monotonic() - started, None)
         return response
 
     async def aclose(self) -> None:
@@ -147,15 +157,34 @@ def start_exchange(
     return context
 
 
-def finish_exchange(context: Context, response: httpx.Response) -> httpx.Response:
-    """Attach the report to the response that is returned."""
+def finish_exchange(
+    context: Context, response: httpx.Response, started: float | None = None
+) -> httpx.Response:
+    """Attach the report to the response that is returned (and make a fallback's answer one
+    like any other, timed since ``started``)."""
     report = context._report
     assert report is not None
     if not report.attempts:
         # No retry or hedging policy counted tries: the exchange was the one try.
         report.attempts.append(Attempt(0, response))
+    if report.fallback is not None and started is not None:
+        answered(response, _monotonic() - started)
     response.extensions["resilience"] = report
     return response
+
+
+def answered(response: Any, elapsed: float) -> None:
+    """Make a fallback's answer behave as a response fresh from the network: it has an
+    ``elapsed`` (the time since the exchange began) and, when its body is in memory (a cached
+    copy, a value, an alternate's answer), it can still be streamed (``aiter_raw()``) rather
+    than raising ``StreamConsumed``."""
+    if not isinstance(response, httpx.Response):
+        return
+    response.elapsed = datetime.timedelta(seconds=elapsed)
+    if isinstance(response.stream, httpx.ByteStream) and response.is_stream_consumed:
+        # The content stays loaded; the raw stream can be read again from the start.
+        response.is_stream_consumed = False
+        response.is_closed = False
 
 
 def exchange_failed(context: Context, exc: Exception) -> Exception:
@@ -169,3 +198,13 @@ def exchange_failed(context: Context, exc: Exception) -> Exception:
     if not report.attempts:
         report.attempts.append(Attempt(0, None, exc))
     return exc
+
+
+_NOT_SENT = (BrokenCircuitError, BulkheadRejected, RateLimitRejected)
+
+
+def never_sent(outcome: Outcome[Any], context: Context) -> bool:
+    """Whether no try of the request can have been sent: every one was refused first (an open
+    circuit, a full bulkhead, a rate limit), so httpx's auth flow never ran on it either."""
+    tries: list[Outcome[Any]] = [*context.report.attempts] or [outcome]
+    return all(isinstance(t.exception, _NOT_SENT) for t in tries)

@@ -6,23 +6,28 @@ transport and, if given, its own pipeline (its own breaker, limits and timeouts)
 read in full before it is returned. If the alternate fails too, the fallback goes on to its next
 source, or to the original failure.
 
-The alternate is reached directly, not through the client: the client's event hooks, cookies and
-redirect handling do not apply to it.
+The alternate is reached directly, not through the client: the client's cookies and redirect
+handling do not apply to it. On another origin it receives none of the primary's credentials
+(the identity headers a :class:`~httpx_resilience.ResponseCache` keys on, and URL userinfo), as
+httpx drops ``Authorization`` on a redirect to another origin, unless ``forward_credentials``.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import Any
 
+import anyio
 import httpx
 
 from ..context import Context
-from ..errors import BrokenCircuitError, BulkheadRejected, RateLimitRejected
 from ..outcome import Outcome
 from ..pipeline import Pipeline
 from ..policies import fallback as _fallback
-from ._exchange import start_exchange
+from ._exchange import never_sent, start_exchange
+from ._identity import identity_headers as _identity_headers
+from ._identity import same_origin
 
 __all__ = ["Alternate"]
 
@@ -34,9 +39,16 @@ class Alternate:
         base_url: Scheme, host and port to send to (``"https://mirror.example:8443"``); the
             request's own when omitted (to go through another transport only).
         transport: The transport to send with (default: a new :class:`httpx.AsyncHTTPTransport`
-            of the alternate's own, whose connections :meth:`aclose` closes; a client or
-            transport closes the alternates of its pipeline when it is closed).
+            of the alternate's own, whose connections :meth:`aclose` closes once no request is
+            using them; a client or transport closes the alternates of its pipeline when it is
+            closed, and the alternate opens new connections when it is needed again).
         pipeline: The alternate's own :class:`~httpx_resilience.Pipeline`, if any.
+        forward_credentials: Send the primary's credentials to an alternate on another origin
+            too (scheme, host and port). By default they are removed: the identity headers
+            (:data:`~httpx_resilience.http.cache.IDENTITY_HEADERS` and ``identity_headers``)
+            and the URL's userinfo.
+        identity_headers: Request headers that carry credentials besides
+            :data:`~httpx_resilience.http.cache.IDENTITY_HEADERS` (``["X-Tenant"]``).
 
         send_non_idempotent: Also re-send requests that are not idempotent (POST, PATCH without
             an ``Idempotency-Key``) after a failure that may have reached the primary. By
@@ -56,6 +68,8 @@ class Alternate:
         transport: httpx.AsyncBaseTransport | None = None,
         pipeline: Pipeline | None = None,
         send_non_idempotent: bool = False,
+        forward_credentials: bool = False,
+        identity_headers: Iterable[str] = (),
     ) -> None:
         if base_url is None and transport is None:
             raise ValueError("Alternate: give a base_url, a transport, or both")
@@ -73,6 +87,15 @@ class Alternate:
         self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
         self._pipeline = pipeline
         self._send_non_idempotent = bool(send_non_idempotent)
+        self._forward_credentials = bool(forward_credentials)
+        self._identity = frozenset(
+            name.encode() for name in _identity_headers("Alternate", identity_headers)
+        )
+        # Requests under way on the transport, and whether aclose() came while there were any:
+        # a pipeline is shared by every client built on it, and one client closing must not cut
+        # another's fallback off mid-request.
+        self._in_flight = 0
+        self._close_pending = False
 
     def __repr__(self) -> str:
         return f"Alternate(base_url={str(self._base) if self._base else None!r})"
@@ -88,9 +111,16 @@ class Alternate:
             url = url.copy_with(
                 scheme=self._base.scheme, host=self._base.host, port=self._base.port
             )
+        strip = not self._forward_credentials and not same_origin(request.url, url)
+        if strip and url.userinfo:
+            url = url.copy_with(username=None, password=None)
         # The primary's Host goes; the alternate's comes first, as httpx itself would put it.
         headers = [(b"Host", url.netloc)]
-        headers += [(k, v) for k, v in request.headers.raw if k.lower() != b"host"]
+        headers += [
+            (k, v)
+            for k, v in request.headers.raw
+            if k.lower() != b"host" and not (strip and k.lower() in self._identity)
+        ]
         return httpx.Request(
             request.method,
             url,
@@ -104,10 +134,11 @@ class Alternate:
         request = context.request
         if request is None or not isinstance(request.stream, httpx.ByteStream):
             return None
-        if not (context.replayable or self._send_non_idempotent or _never_sent(outcome, context)):
+        if not (context.replayable or self._send_non_idempotent or never_sent(outcome, context)):
             return None
         retargeted = self.retarget(request)
         send = functools.partial(self._transport.handle_async_request, retargeted)
+        self._in_flight += 1
         try:
             if self._pipeline is None:
                 response = await send()
@@ -116,27 +147,43 @@ class Alternate:
                 inner.replayable = context.replayable
                 response = await self._pipeline._chain(inner)
                 response.extensions["resilience"] = inner._report
-            await response.aread()
+            # Read as sent (still encoded), so that the caller can stream it like any response;
+            # from the stream itself, since a transport may return a response read already.
+            try:
+                stream = response.stream
+                assert isinstance(stream, httpx.AsyncByteStream)
+                body = b"".join([chunk async for chunk in stream])
+            finally:
+                await response.aclose()
         except Exception:
             return None
+        finally:
+            self._in_flight -= 1
+            if self._close_pending and not self._in_flight:
+                with anyio.CancelScope(shield=True):
+                    await self.aclose()
         if context.classifier.failed_result(response):
-            await response.aclose()
             return None
-        return Outcome(result=response)
+        answer = httpx.Response(
+            response.status_code,
+            headers=response.headers.raw,
+            stream=httpx.ByteStream(body),
+            request=retargeted,
+            extensions={k: v for k, v in response.extensions.items() if k != "network_stream"},
+        )
+        answer.read()
+        return Outcome(result=answer)
 
     async def aclose(self) -> None:
-        """Close the transport, if the alternate made its own."""
-        if self._own_transport:
-            await self._transport.aclose()
-
-
-_NOT_SENT = (BrokenCircuitError, BulkheadRejected, RateLimitRejected)
-
-
-def _never_sent(outcome: Outcome[Any], context: Context) -> bool:
-    """Whether no try of the request can have reached the primary."""
-    tries: list[Outcome[Any]] = [*context.report.attempts] or [outcome]
-    return all(isinstance(t.exception, _NOT_SENT) for t in tries)
+        """Close the transport's connections, if the alternate made the transport; while
+        requests are under way on it, once the last has ended. It reopens when needed."""
+        if not self._own_transport:
+            return
+        if self._in_flight:
+            self._close_pending = True
+            return
+        self._close_pending = False
+        await self._transport.aclose()
 
 
 def _adapt(alternate: Any) -> Alternate | None:

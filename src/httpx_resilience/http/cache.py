@@ -7,11 +7,13 @@ resource fails. This is not an HTTP cache: it never answers while the dependency
 What is stored, and for whom:
 
 - 2xx responses (but 206) to GET and HEAD, whose body is at most ``max_body_bytes``;
-- never a response with ``Cache-Control: no-store`` (on the request or the response) or
-  ``Vary: *``, nor one with ``Cache-Control: private`` unless ``store_private=True``;
-- keyed by method, URL, the request headers the response's ``Vary`` names, and a hash of the
-  request's credentials (``Authorization``, ``Proxy-Authorization``, ``Cookie``): one user's
-  response is never served to another.
+- never a response with ``Set-Cookie`` (it would hand one user's session to another),
+  ``Cache-Control: private`` or ``no-store`` (``no-store`` on the request too), or ``Vary: *``;
+- keyed by method, URL, the request headers the response's ``Vary`` names, and a keyed hash of
+  every request header that can say who the caller is (:data:`IDENTITY_HEADERS`, and those named
+  with ``identity_headers=``) and of the URL's userinfo: one user's response is never served to
+  another. Credentials that httpx adds with ``auth=`` count, even when the request was refused
+  (an open breaker) before httpx added them.
 
 A served copy carries an ``Age`` header and ``response.extensions["resilience"].from_cache``.
 """
@@ -19,7 +21,9 @@ A served copy carries an ``Age`` header and ``response.extensions["resilience"].
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import secrets
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,26 +31,35 @@ import cachetools
 import httpx
 
 from .._clock import SYSTEM_CLOCK, Clock
+from .._numbers import ascii_int
 from ..context import Context
 from ..outcome import Outcome
 from ..policies._validate import at_least, positive
+from ._exchange import never_sent
+from ._identity import IDENTITY_HEADERS, as_sent
+from ._identity import identity_headers as _identity_headers
 
-__all__ = ["ResponseCache"]
+__all__ = ["IDENTITY_HEADERS", "ResponseCache"]
 
 _CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
-_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
 # Variants kept per resource (per differing Vary values), so one URL cannot fill the cache.
 _MAX_VARIANTS = 8
+# RFC 9111, 1.2.2: an age too large to represent is taken as 2**31 seconds.
+_MAX_AGE = 2**31
+# What an entry costs besides its body and headers (the objects that hold them), so that
+# many empty bodies still count against max_bytes.
+_ENTRY_OVERHEAD = 256
 
 
 @dataclass(frozen=True)
 class _Entry:
-    vary: tuple[tuple[str, str | None], ...]
+    vary: tuple[tuple[bytes, ...], bytes]  # the names the response varies on, their digest
     status: int
     headers: tuple[tuple[bytes, bytes], ...]
     content: bytes
     stored_at: float
     age: int
+    size: int
 
 
 def _directives(value: str | None) -> set[str]:
@@ -55,14 +68,8 @@ def _directives(value: str | None) -> set[str]:
     return {part.split("=", 1)[0].strip().lower() for part in value.split(",")}
 
 
-def _credentials(request: httpx.Request) -> str:
-    values = [request.headers.get(name) for name in _CREDENTIAL_HEADERS]
-    if not any(values):
-        return ""
-    digest = hashlib.sha256()
-    for value in values:
-        digest.update((value or "").encode("latin-1", "replace") + b"\0")
-    return digest.hexdigest()
+def _variants_size(variants: list[_Entry]) -> int:
+    return sum(entry.size for entry in variants)
 
 
 class _Tee(httpx.AsyncByteStream):
@@ -105,11 +112,17 @@ class ResponseCache:
     """Successful responses by request, to answer with when the live call fails.
 
     Args:
-        maxsize: Resources (method and URL, per user) kept at most; the oldest go first.
+        maxsize: Resources (method and URL, per user) kept at most; the least recently used go
+            first.
         ttl: Seconds a stored response may be served for, from when it was stored.
         max_body_bytes: Larger bodies are not stored.
-        store_private: Store ``Cache-Control: private`` responses too (they are still served
-            only to requests with the same credentials).
+        max_bytes: Bytes kept at most in all (bodies and headers of every variant, plus a
+            small overhead per entry); the least recently used resources go first.
+        identity_headers: Request headers that say who the caller is, besides
+            :data:`IDENTITY_HEADERS` (``["X-Tenant"]``): responses are stored and served per
+            value of each.
+        store_private: Deprecated and ignored: ``Cache-Control: private`` responses are never
+            stored, since no key can know every way a request says who sent it.
         clock: The clock for ``ttl`` and ``Age`` (default: the system clock).
     """
 
@@ -121,26 +134,52 @@ class ResponseCache:
         ttl: float = 300.0,
         *,
         max_body_bytes: int = 1024 * 1024,
+        max_bytes: int = 64 * 1024 * 1024,
+        identity_headers: Iterable[str] = (),
         store_private: bool = False,
         clock: Clock | None = None,
     ) -> None:
-        at_least("ResponseCache", "maxsize", maxsize, 1)
+        self._maxsize = at_least("ResponseCache", "maxsize", maxsize, 1)
         self._ttl = positive("ResponseCache", "ttl", ttl)
         self._max_body_bytes = at_least("ResponseCache", "max_body_bytes", max_body_bytes, 0)
-        self._store_private = bool(store_private)
+        self._max_bytes = at_least("ResponseCache", "max_bytes", max_bytes, 1)
+        self._identity = _identity_headers("ResponseCache", identity_headers)
+        self._identity_raw = frozenset(name.encode() for name in self._identity)
+        if store_private:
+            warnings.warn(
+                "ResponseCache: store_private=True is ignored: Cache-Control: private "
+                "responses are never stored",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
-        self._entries: cachetools.TTLCache[tuple[str, str, str], list[_Entry]] = (
-            cachetools.TTLCache(maxsize, self._ttl, timer=self._clock.monotonic)
+        # Digests are keyed with a secret of this cache's own: what it holds says nothing about
+        # the credentials outside this process.
+        self._secret = secrets.token_bytes(32)
+        self._entries: cachetools.TTLCache[tuple[str, str, bytes], list[_Entry]] = (
+            cachetools.TTLCache(
+                self._max_bytes, self._ttl, timer=self._clock.monotonic, getsizeof=_variants_size
+            )
         )
 
     def __repr__(self) -> str:
         return (
-            f"ResponseCache(maxsize={self._entries.maxsize}, ttl={self._ttl:g}, "
-            f"max_body_bytes={self._max_body_bytes})"
+            f"ResponseCache(maxsize={self._maxsize}, ttl={self._ttl:g}, "
+            f"max_body_bytes={self._max_body_bytes}, max_bytes={self._max_bytes})"
         )
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def currsize(self) -> int:
+        """Bytes held now (bodies and headers of every variant, plus the overhead per entry)."""
+        return int(self._entries.currsize)
+
+    @property
+    def identity_headers(self) -> tuple[str, ...]:
+        """The request headers (lower case) that key the responses per caller."""
+        return self._identity
 
     def clear(self) -> None:
         """Forget every stored response."""
@@ -173,48 +212,82 @@ class ResponseCache:
         status = response.status_code
         if not 200 <= status < 300 or status == 206:
             return False
-        directives = _directives(response.headers.get("cache-control"))
-        if "no-store" in directives or "no-store" in _directives(
-            request.headers.get("cache-control")
-        ):
+        headers = response.headers
+        # A Set-Cookie replayed to someone else hands them the session it sets.
+        if "set-cookie" in headers:
             return False
-        if "private" in directives and not self._store_private:
+        directives = _directives(headers.get("cache-control"))
+        if "no-store" in directives or "private" in directives:
             return False
-        if "*" in _directives(response.headers.get("vary")):
+        if "no-store" in _directives(request.headers.get("cache-control")):
             return False
-        length = response.headers.get("content-length")
-        return not (length and length.isdigit() and int(length) > self._max_body_bytes)
+        if "*" in _directives(headers.get("vary")):
+            return False
+        length = headers.get("content-length")
+        if length is None:
+            return True
+        size = ascii_int(length)
+        return size is None or size <= self._max_body_bytes
 
     def _store(
         self, request: httpx.Request, response: httpx.Response, body: bytes, *, decoded: bool
     ) -> None:
-        vary = tuple(
-            (name, request.headers.get(name))
-            for name in sorted(_directives(response.headers.get("vary")))
-        )
+        names = tuple(sorted(name.encode() for name in _directives(response.headers.get("vary"))))
+        vary = (names, self._digest(request, frozenset(names)))
+        # A decoded body no longer matches the encoding and length the server sent.
+        recoded = decoded and "content-encoding" in response.headers
         headers = tuple(
             (name, value)
             for name, value in response.headers.raw
-            # A decoded body no longer matches the encoding and length the server sent.
-            if not decoded or name.lower() not in (b"content-encoding", b"content-length")
+            if not recoded or name.lower() not in (b"content-encoding", b"content-length")
         )
-        age = response.headers.get("age", "0")
+        age = ascii_int(response.headers.get("age", "0"))
         entry = _Entry(
             vary=vary,
             status=response.status_code,
             headers=headers,
             content=body,
             stored_at=self._clock.monotonic(),
-            age=int(age) if age.isdigit() else 0,
+            age=0 if age is None else min(age, _MAX_AGE),
+            size=len(body) + sum(len(k) + len(v) for k, v in headers) + _ENTRY_OVERHEAD,
         )
+        if entry.size > self._max_bytes:
+            return
         key = self._key(request)
-        variants = [e for e in self._entries.get(key, ()) if e.vary != vary]
+        entries = self._entries
+        variants = [e for e in entries.get(key, ()) if e.vary != vary]
         variants.append(entry)
-        self._entries[key] = variants[-_MAX_VARIANTS:]
+        variants = variants[-_MAX_VARIANTS:]
+        while _variants_size(variants) > self._max_bytes:
+            del variants[0]
+        entries[key] = variants  # evicts the least recently used beyond max_bytes
+        while len(entries) > self._maxsize:
+            entries.popitem()
 
-    @staticmethod
-    def _key(request: httpx.Request) -> tuple[str, str, str]:
-        return (request.method, str(request.url), _credentials(request))
+    def _key(self, request: httpx.Request) -> tuple[str, str, bytes]:
+        url = request.url
+        if url.userinfo:  # identity, in the digest; never kept in clear
+            url = url.copy_with(username=None, password=None)
+        return (request.method, str(url), self._digest(request, self._identity_raw, user=True))
+
+    def _digest(
+        self, request: httpx.Request, names: frozenset[bytes], *, user: bool = False
+    ) -> bytes:
+        """A keyed hash of the raw bytes of the request's headers named in ``names`` (and, for
+        ``user``, of the URL's userinfo); empty when the request has none of them."""
+        values = sorted(
+            ((name.lower(), value) for name, value in request.headers.raw if name.lower() in names),
+            key=lambda item: item[0],  # by name only: repeated headers keep their order
+        )
+        userinfo = request.url.userinfo if user else b""
+        if not values and not userinfo:
+            return b""
+        digest = hashlib.blake2b(key=self._secret, digest_size=32)
+        # Each part is preceded by its length, so no two different sets of headers hash alike.
+        for part in (userinfo, *(p for item in values for p in item)):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+        return digest.digest()
 
     # -- serving -------------------------------------------------------------------------------
 
@@ -223,14 +296,28 @@ class ResponseCache:
         request = context.request
         if request is None or request.method not in _CACHEABLE_METHODS:
             return None
-        for entry in reversed(self._entries.get(self._key(request), ())):
-            if all(request.headers.get(name) == value for name, value in entry.vary):
+        key_request = request
+        if never_sent(outcome, context):
+            # Refused before httpx's auth flow ran: look it up as it would have been sent.
+            try:
+                key_request = await as_sent(request)
+            except Exception:
+                return None
+        for entry in reversed(self._entries.get(self._key(key_request), ())):
+            names, digest = entry.vary
+            if self._digest(key_request, frozenset(names)) == digest:
                 context.report.from_cache = True
                 return Outcome(result=self._served(entry, request))
         return None
 
     def _served(self, entry: _Entry, request: httpx.Request) -> httpx.Response:
-        age = entry.age + int(self._clock.monotonic() - entry.stored_at)
+        age = min(entry.age + int(self._clock.monotonic() - entry.stored_at), _MAX_AGE)
         headers = [(k, v) for k, v in entry.headers if k.lower() != b"age"]
         headers.append((b"age", str(age).encode()))
-        return httpx.Response(entry.status, headers=headers, content=entry.content, request=request)
+        if not any(k.lower() in (b"content-length", b"transfer-encoding") for k, _ in headers):
+            headers.append((b"content-length", str(len(entry.content)).encode()))
+        response = httpx.Response(
+            entry.status, headers=headers, stream=httpx.ByteStream(entry.content), request=request
+        )
+        response.read()  # decodes a body stored as it was sent (gzip...)
+        return response

@@ -7,7 +7,8 @@ The default predicate of the HTTP layer, :data:`transient`, handles:
   the caller's own mistake (:class:`httpx.UnsupportedProtocol`, :class:`httpx.LocalProtocolError`)
   and will fail the same way every time;
 - :class:`~httpx_resilience.TimeoutRejected` (an attempt timeout);
-- responses with status 408, 429, 500, 502, 503 or 504.
+- responses with status 408, 429, 500, 502, 503 or 504, and an :class:`httpx.HTTPStatusError`
+  carrying one (``raise_for_status()`` in a response hook).
 
 Never other 4xx: a request the server refused will be refused again. Never another policy's
 rejection either (:class:`~httpx_resilience.BrokenCircuitError`,
@@ -64,6 +65,10 @@ def _transient_exception(exc: BaseException) -> bool:
     # ResilientClient (one client's pipeline called inside another's), but is never transient.
     if _is_rejection(exc):
         return False
+    if isinstance(exc, httpx.HTTPStatusError):
+        # raise_for_status() in a response hook (httpx's own recipe): read the response it
+        # carries, as if it had been returned.
+        return exc.response.status_code in TRANSIENT_STATUS_CODES
     if isinstance(exc, httpx.TransportError):
         return not isinstance(exc, _CALLERS_MISTAKES)
     return isinstance(exc, TimeoutRejected)
@@ -137,6 +142,8 @@ class HTTPClassifier(Classifier):
     def retry_after(self, outcome: Outcome[Any]) -> float | None:
         """The response's ``Retry-After``, in seconds, if it has a usable one."""
         response = outcome.result
+        if isinstance(outcome.exception, httpx.HTTPStatusError):
+            response = outcome.exception.response
         if not isinstance(response, httpx.Response):
             return super().retry_after(outcome)
         value = response.headers.get("retry-after")

@@ -5,6 +5,10 @@ included, so a connection reset or a read timeout in the middle of the body is a
 pipeline can retry. A streamed request (``client.stream(...)``, ``send(..., stream=True)``) is
 covered up to the response headers, as with :class:`~httpx_resilience.ResilienceTransport`:
 its body is read by the caller, after the pipeline has returned.
+
+Response hooks run inside the pipeline, on each try, so that ``raise_for_status()`` in a hook
+(httpx's own recipe) is a failure the pipeline sees: its :class:`httpx.HTTPStatusError` counts
+as the status it carries. An answer from a fallback goes through the response hooks too.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import httpx
 from ..pipeline import Pipeline
 from ..profiles import Registry
 from ._exchange import Dispatch
+from ._identity import REQUEST_AUTH
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -105,6 +110,12 @@ class ResilientClient(httpx.AsyncClient):
         follow_redirects: bool | UseClientDefault = httpx.USE_CLIENT_DEFAULT,
     ) -> httpx.Response:
         """Send ``request`` through the pipeline (see :meth:`httpx.AsyncClient.send`)."""
+        if auth is not httpx.USE_CLIENT_DEFAULT or self._auth is not None:
+            # httpx adds the credentials inside send(), so a request refused before it is sent
+            # never carries them: a response cache learns them here (see _identity.as_sent).
+            resolved = self._build_request_auth(request, auth)
+            if type(resolved) is not httpx.Auth:  # not the no-op "no auth"
+                REQUEST_AUTH[request] = resolved
         # A partial, not a closure: each try then costs no frame of ours around httpx's send.
         if stream is False and auth is follow_redirects is httpx.USE_CLIENT_DEFAULT:
             exchange = functools.partial(_send, self, request)  # no keywords: cheaper to build
@@ -112,7 +123,24 @@ class ResilientClient(httpx.AsyncClient):
             exchange = functools.partial(
                 _send, self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
             )
-        return await self._dispatch.exchange(request, exchange)
+        response = await self._dispatch.exchange(request, exchange)
+        if response.extensions["resilience"].fallback is not None:
+            await self._answered(response, stream=stream)
+        return response
+
+    async def _answered(self, response: httpx.Response, *, stream: bool) -> None:
+        """What httpx's send does for a response it returns, for a fallback's answer, which
+        did not come through it: the response hooks (the failed try's ran inside the
+        pipeline), then, unless streamed, the body read and the response closed."""
+        try:
+            for hook in self.event_hooks["response"]:
+                await hook(response)
+            if not stream:
+                await response.aread()
+                await response.aclose()
+        except BaseException:
+            await response.aclose()
+            raise
 
 
 _send = httpx.AsyncClient.send
