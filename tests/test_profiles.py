@@ -586,3 +586,30 @@ def test_a_profile_refuses_a_redis_connection_bound_below_one() -> None:
         load({"profiles": {"p": {"rate_limit": {
             "rate": 1, "backend": {"url": "redis://127.0.0.1:1/0", "max_connections": 0},
         }}}})  # fmt: skip
+
+
+def test_a_profile_sets_the_cache_and_alternate_identity_options() -> None:
+    from httpx_resilience import Alternate, Fallback, ResponseCache
+
+    registry = load({"profiles": {"p": {"fallback": {
+        "cache": {"identity_headers": ["X-Tenant"], "max_bytes": 4096},
+        "alternate": {"base_url": "https://backup.example", "forward_credentials": True},
+    }}}})  # fmt: skip
+    fallback = registry.get("p").policies[0]
+    assert isinstance(fallback, Fallback)
+    cache, alternate = fallback.sources
+    assert isinstance(cache, ResponseCache)
+    assert "x-tenant" in cache.identity_headers
+    assert "max_bytes=4096" in repr(cache)
+    assert isinstance(alternate, Alternate)
+    assert alternate._forward_credentials is True
+
+
+def test_a_profile_cannot_ask_to_store_private_responses() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load({"profiles": {"p": {"fallback": {"cache": {
+            "store_private": True, "identity_headers": ["not a header"],
+        }}}}})  # fmt: skip
+    message = str(caught.value)
+    assert "profiles.p.fallback.cache.store_private: expected false" in message
+    assert "profiles.p.fallback.cache.identity_headers: expected a list of header names" in message

@@ -33,6 +33,8 @@ def _cell(value: Any) -> str:
         return f"{value:g}"
     if isinstance(value, str):
         return masked_url(value)  # a Redis or alternate URL may hold a password
+    if isinstance(value, tuple):
+        return ", ".join(map(_cell, value)) or "-"  # a list of names, as TOML would write it
     return str(value)
 
 

@@ -46,6 +46,7 @@ from ._clock import Clock
 from ._numbers import ascii_decimal, ascii_int
 from .context import by_origin
 from .errors import ConfigError
+from .http._identity import identity_headers
 from .pipeline import Pipeline, PipelineBuilder
 from .policies._partitions import DEFAULT_MAX_PARTITIONS
 from .policies._validate import (
@@ -146,6 +147,20 @@ def _http_url(value: Any) -> bool:
 
 _REDIS_URL = Check("a redis://, rediss:// or unix:// URL", _redis_url, show=_show_url)
 _HTTP_URL = Check("an http:// or https:// URL with a host", _http_url, show=_show_url)
+
+
+def _header_names(value: Any) -> bool:
+    try:
+        identity_headers("profiles", value)
+    except ValueError:
+        return False
+    return True
+
+
+_HEADER_NAMES = Check("a list of header names", _header_names, tuple)
+# Private responses are never stored (one user's answer must not reach another): the key stays
+# readable so that old files load, but only as false.
+_NEVER = Check("false (private responses are never stored)", lambda v: v is False)
 
 
 def _check(check: Check, default: Any = MISSING, *, optional: bool = False) -> Any:
@@ -335,7 +350,9 @@ class CacheOptions(_Options):
     maxsize: int = _check(integer(1), 1000)
     ttl: float = _check(POSITIVE, 300.0)
     max_body_bytes: int = _check(integer(0), 1024 * 1024)
-    store_private: bool = _check(BOOLEAN, False)
+    max_bytes: int = _check(integer(1), 64 * 1024 * 1024)
+    identity_headers: tuple[str, ...] = _check(_HEADER_NAMES, ())
+    store_private: bool = _check(_NEVER, False)
 
 
 @dataclass(frozen=True)
@@ -346,6 +363,8 @@ class AlternateOptions(_Options):
     base_url: str | None = _check(_HTTP_URL, None, optional=True)
     profile: str | None = _check(TEXT, None, optional=True)
     send_non_idempotent: bool = _check(BOOLEAN, False)
+    forward_credentials: bool = _check(BOOLEAN, False)
+    identity_headers: tuple[str, ...] = _check(_HEADER_NAMES, ())
 
 
 @dataclass(frozen=True)
@@ -547,7 +566,8 @@ def _add_policy(
                 f.cache.maxsize,
                 f.cache.ttl,
                 max_body_bytes=f.cache.max_body_bytes,
-                store_private=f.cache.store_private,
+                max_bytes=f.cache.max_bytes,
+                identity_headers=f.cache.identity_headers,
                 clock=clock,
             )
         if f.alternate is not None:
@@ -597,7 +617,11 @@ def _alternate(options: AlternateOptions, registry: Registry | None) -> Any:
     if options.base_url is None:
         raise ConfigError("fallback.alternate.base_url: expected the alternate's base URL")
     return Alternate(
-        options.base_url, pipeline=pipeline, send_non_idempotent=options.send_non_idempotent
+        options.base_url,
+        pipeline=pipeline,
+        send_non_idempotent=options.send_non_idempotent,
+        forward_credentials=options.forward_credentials,
+        identity_headers=options.identity_headers,
     )
 
 
