@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from .._clock import SYSTEM_CLOCK, Clock
 from ..context import Context
 from ..errors import BrokenCircuitError, IsolatedCircuitError
-from ..outcome import Outcome
+from ..outcome import Outcome, _is_rejection
 from ..telemetry import emit
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
 from ._validate import at_least, positive, positive_or_none, ratio
@@ -381,24 +381,36 @@ class CircuitBreaker:
         try:
             result = await next(context)
         except Exception as exc:
-            handle = self._handle
-            failed = (
-                context.classifier.failed_exception(exc)
-                if handle is None
-                else bool(handle(Outcome(exception=exc)))
-            )
+            if _is_rejection(exc):
+                # Another policy inside refused the call: the dependency was not called, so
+                # this is neither a success nor a failure (and decides no probe).
+                self._release(circuit, generation, probing)
+                raise
+            try:
+                handle = self._handle
+                failed = (
+                    context.classifier.failed_exception(exc)
+                    if handle is None
+                    else bool(handle(Outcome(exception=exc)))
+                )
+            except BaseException:
+                self._release(circuit, generation, probing)  # a broken handle= leaks no slot
+                raise
             self._record(circuit, generation, probing, failed, start, context)
             raise
         except BaseException:
             # Cancelled (or interrupted): not an outcome of the dependency. Free the probe slot.
-            if probing and circuit.generation == generation:
-                circuit.probes -= 1
+            self._release(circuit, generation, probing)
             raise
         handle = self._handle
-        if handle is None:
-            failed = context.classifier.failed_result(result)
-        else:
-            failed = bool(handle(Outcome(result=result)))
+        try:
+            if handle is None:
+                failed = context.classifier.failed_result(result)
+            else:
+                failed = bool(handle(Outcome(result=result)))
+        except BaseException:
+            self._release(circuit, generation, probing)
+            raise
         window = circuit.window
         if failed or probing or slow_after is not None or window.failures:
             self._record(circuit, generation, probing, failed, start, context)
@@ -406,6 +418,12 @@ class CircuitBreaker:
             # The common case: a success in a closed circuit with no failures in the window.
             window.record(self._monotonic(), False, False)
         return result
+
+    @staticmethod
+    def _release(circuit: _Circuit, generation: int, probing: bool) -> None:
+        """Give back the probe slot of a call whose outcome does not count."""
+        if probing and circuit.generation == generation:
+            circuit.probes -= 1
 
     def _admit(self, circuit: _Circuit, context: Context) -> bool:
         """Let a call through a circuit that is not closed (as a probe) or reject it."""
