@@ -22,6 +22,8 @@ from httpx_resilience import (
     Hedging,
     Outcome,
     Pipeline,
+    Retry,
+    RetryBudget,
 )
 from httpx_resilience.testing import FakeClock
 
@@ -210,3 +212,27 @@ async def test_a_handle_that_raises_during_a_probe_gives_the_probe_slot_back(out
     assert await pipeline.execute(ok) == "ok"  # probed, not refused as "probe in flight"
     assert breaker.state is CLOSED
 
+
+async def test_retry_and_hedging_sharing_a_budget_count_each_request_once() -> None:
+    clock = FakeClock()
+    budget = RetryBudget(ratio=0.1, min_per_second=0.0, ttl=1000.0)
+    pipeline = Pipeline(
+        [
+            Retry(max_attempts=3, backoff=lambda state: 0.0, budget=budget, clock=clock),
+            Hedging(delay=0.0, budget=budget, clock=clock),
+        ]
+    )
+
+    async def down() -> None:
+        raise ConnectionError("down")
+
+    spent = 0
+    requests = 200
+    for _ in range(requests):
+        context = Context()
+        with pytest.raises(ConnectionError):
+            await pipeline.execute(down, context)
+        spent += sum(e.name in ("retry", "hedge") for e in context.report.events)
+    # 10 % of 200 requests: 20 retries and hedges together, not twice that.
+    assert spent <= 0.1 * requests, spent
+    assert spent >= 0.1 * requests - 1, spent

@@ -28,7 +28,7 @@ from ..context import Attempt, Context
 from ..outcome import Outcome, _is_rejection
 from ..telemetry import emit
 from ._validate import at_least, positive
-from .budget import RetryBudget
+from .budget import RetryBudget, deposit_once
 
 __all__ = ["Hedging"]
 
@@ -135,7 +135,7 @@ class Hedging:
         clock = self._clock
         report = context.report
         if self._budget is not None:
-            self._budget.deposit(clock.monotonic())
+            deposit_once(self._budget, report, clock.monotonic())
         delay = self._delay_for(context)
         done: list[Attempt] = []
         arrived = anyio.Event()

@@ -25,7 +25,7 @@ from ..context import Attempt, Context
 from ..outcome import Outcome
 from ..telemetry import emit
 from ._validate import at_least, positive
-from .budget import RetryBudget
+from .budget import RetryBudget, deposit_once
 
 __all__ = ["Retry"]
 
@@ -180,7 +180,7 @@ class Retry:
         attempts = report.attempts
         start = began = monotonic()
         if self._budget is not None:
-            self._budget.deposit(start)
+            deposit_once(self._budget, report, start)
         number = 0
         state: tenacity.RetryCallState | None = None
         while True:
