@@ -138,7 +138,10 @@ def deposit_once(budget: RetryBudget, report: ExecutionReport, now: float) -> No
     A retry and a hedging sharing one budget both see every request (and a retry around
     hedging runs it once per round); counting each time would let a 10 % budget allow 20 %.
     """
-    counted = report._deposited
+    try:
+        counted = report._deposited
+    except AttributeError:  # a report built in place, without __init__
+        counted = None
     if counted is budget:
         return
     if counted is None:
