@@ -173,6 +173,10 @@ class _Circuit:
         self.generation = 0
 
 
+def _not_closed(circuit: _Circuit) -> bool:
+    return circuit.state is not _CLOSED
+
+
 def _name_of(fn: object) -> str:
     return str(getattr(fn, "__qualname__", None) or repr(fn))
 
@@ -198,7 +202,9 @@ class CircuitBreaker:
             Cancellation never counts.
         key: A function of the :class:`~httpx_resilience.Context` naming the partition, for one
             breaker per host, tenant...; ``None`` for one breaker in all.
-        max_partitions: Partitions kept at most (least recently used ones are dropped first).
+        max_partitions: Partitions kept at most. When there are more, the least recently used
+            closed circuit is dropped; open, half-open and isolated ones are kept (unless every
+            partition is, when the least recently used is dropped all the same).
         clock: The clock (default: the system clock).
     """
 
@@ -283,7 +289,11 @@ class CircuitBreaker:
         self._monotonic = self._clock.monotonic
         self._isolated = False
         self._circuit = self._new_circuit(None)
-        self._partitions: Partitions[_Circuit] = Partitions(name, self._new_circuit, max_partitions)
+        # A circuit that is not closed is kept over idle closed ones: evicting an open circuit
+        # would forget its break, and the failing host would be hit again at once.
+        self._partitions: Partitions[_Circuit] = Partitions(
+            name, self._new_circuit, max_partitions, keep=_not_closed
+        )
 
     def _new_circuit(self, key: str | None) -> _Circuit:
         window: _TimeWindow | _CountWindow = (
