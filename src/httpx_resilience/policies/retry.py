@@ -179,8 +179,19 @@ class Retry:
         report = context._report or context.report
         attempts = report.attempts
         start = began = monotonic()
-        if self._budget is not None:
-            deposit_once(self._budget, report, start)
+        budget = self._budget
+        if budget is not None:
+            # Count the request once, whatever else shares the budget (see deposit_once; its
+            # common case, the first deposit of the execution, is inlined for the hot path).
+            try:
+                counted = report._deposited
+            except AttributeError:
+                counted = None
+            if counted is None:
+                report._deposited = budget
+                budget.deposit(start)
+            elif counted is not budget:
+                deposit_once(budget, report, start)
         number = 0
         state: tenacity.RetryCallState | None = None
         while True:
