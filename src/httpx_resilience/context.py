@@ -86,6 +86,7 @@ class ExecutionReport:
 
     __slots__ = (
         "_decided",
+        "_deposited",
         "_events",
         "attempts",
         "fallback",
@@ -105,6 +106,8 @@ class ExecutionReport:
         self._events: list[ResilienceEvent] | None = None
         # The try a race decided on, and how many tries there were then (see ``outcome``).
         self._decided: tuple[Attempt, int] | None = None
+        # The retry budget(s) this execution was counted in as a request (see budget.py).
+        self._deposited: object = None
 
     @property
     def events(self) -> list[ResilienceEvent]:

@@ -138,7 +138,7 @@ def start_exchange(
     report.attempts = []
     report.profile = profile
     report.retry_stopped = report.fallback = report.fallback_cause = None
-    report._events = report._decided = None
+    report._events = report._decided = report._deposited = None
     report.from_cache = False
     context: Context = _new(Context)
     context.operation_key = profile

@@ -5,6 +5,11 @@ partition name. The states live in a :class:`cachetools.LRUCache` of ``max_parti
 so a flood of distinct keys (one per user, say) cannot grow memory without bound. A state that
 falls out of the cache while calls still hold it is not lost: it stays reachable through a weak
 reference until the last call lets go, and comes back into the cache if its key is seen again.
+
+The owner may say which states must be kept (``keep=``: an open circuit, whose break would be
+forgotten and its failing host hit again). When the cache is full, the least recently used
+state that need not be kept goes; if every state must be kept, the least recently used goes
+anyway, so the bound holds whatever happens.
 """
 
 from __future__ import annotations
@@ -22,16 +27,64 @@ S = TypeVar("S")
 #: Default bound on the number of partitions a policy keeps.
 DEFAULT_MAX_PARTITIONS = 10_000
 
+# Entries an eviction looks at, at most, for one that need not be kept.
+_SCAN = 64
+
+
+class _KeepingLRUCache(cachetools.LRUCache[str, S]):
+    """An LRU cache that, when full, evicts the least recently used entry that ``keep`` does
+    not hold on to.
+
+    It looks at the ``_SCAN`` least recently used entries at most, so that making room stays
+    cheap however many entries must be kept; when all of those must be kept, the least
+    recently used of them goes anyway.
+    """
+
+    def __init__(self, maxsize: int, keep: Callable[[S], bool]) -> None:
+        super().__init__(maxsize)
+        self._keep = keep
+
+    def popitem(self) -> tuple[str, S]:
+        # Called only to make room. Entries to keep are taken out in LRU order and put back as
+        # most recently used, so that the next eviction does not look at them again first.
+        kept: list[tuple[str, S]] = []
+        try:
+            while len(kept) < _SCAN and len(self):
+                key, state = super().popitem()
+                if not self._keep(state):
+                    return key, state
+                kept.append((key, state))
+            if not kept:
+                raise KeyError(f"{type(self).__name__} is empty")
+            return kept.pop(0)  # all must be kept: bound memory all the same
+        finally:
+            for key, state in kept:
+                self[key] = state
+
 
 class Partitions(Generic[S]):
-    """States by partition key, at most ``max_partitions`` of them cached."""
+    """States by partition key, at most ``max_partitions`` of them cached.
+
+    ``keep``, when given, names the states that should outlive idle ones when the cache is full
+    (it is asked only when something must be evicted, never on :meth:`get`).
+    """
 
     __slots__ = ("_alive", "_cache", "_factory")
 
-    def __init__(self, owner: str, factory: Callable[[str], S], max_partitions: int) -> None:
+    def __init__(
+        self,
+        owner: str,
+        factory: Callable[[str], S],
+        max_partitions: int,
+        keep: Callable[[S], bool] | None = None,
+    ) -> None:
         at_least(owner, "max_partitions", max_partitions, 1)
         self._factory = factory
-        self._cache: cachetools.LRUCache[str, S] = cachetools.LRUCache(max_partitions)
+        self._cache: cachetools.LRUCache[str, S] = (
+            cachetools.LRUCache(max_partitions)
+            if keep is None
+            else _KeepingLRUCache(max_partitions, keep)
+        )
         self._alive: weakref.WeakValueDictionary[str, S] = weakref.WeakValueDictionary()
 
     @property

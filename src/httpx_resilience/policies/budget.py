@@ -13,9 +13,12 @@ so a healthy service retries its occasional failure freely, while a dead depende
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._validate import derived, not_finite, positive, ratio, window_problem
+
+if TYPE_CHECKING:
+    from ..context import ExecutionReport
 
 __all__ = ["RetryBudget"]
 
@@ -129,6 +132,30 @@ class RetryBudget:
             return False
         self._withdrawals[self._slot(now)] += 1
         return True
+
+
+def deposit_once(budget: RetryBudget, report: ExecutionReport, now: float) -> None:
+    """Count the execution ``report`` belongs to as one request in ``budget``, unless it has
+    been counted there already.
+
+    A retry and a hedging sharing one budget both see every request (and a retry around
+    hedging runs it once per round); counting each time would let a 10 % budget allow 20 %.
+    """
+    try:
+        counted = report._deposited
+    except AttributeError:  # a report built in place, without __init__
+        counted = None
+    if counted is budget:
+        return
+    if counted is None:
+        report._deposited = budget
+    elif isinstance(counted, set):
+        if budget in counted:
+            return
+        counted.add(budget)
+    else:
+        report._deposited = {counted, budget}  # policies with budgets of their own
+    budget.deposit(now)
 
 
 def _ratio(name: str, value: object) -> float:

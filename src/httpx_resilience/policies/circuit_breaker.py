@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from .._clock import SYSTEM_CLOCK, Clock
 from ..context import Context
 from ..errors import BrokenCircuitError, IsolatedCircuitError
-from ..outcome import Outcome
+from ..outcome import Outcome, _is_rejection
 from ..telemetry import emit
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
 from ._validate import at_least, positive, positive_or_none, ratio
@@ -173,6 +173,10 @@ class _Circuit:
         self.generation = 0
 
 
+def _not_closed(circuit: _Circuit) -> bool:
+    return circuit.state is not _CLOSED
+
+
 def _name_of(fn: object) -> str:
     # Not repr(fn): a partial or a callable object may show the arguments it holds (a token).
     return str(getattr(fn, "__qualname__", None) or type(fn).__name__)
@@ -199,7 +203,9 @@ class CircuitBreaker:
             Cancellation never counts.
         key: A function of the :class:`~httpx_resilience.Context` naming the partition, for one
             breaker per host, tenant...; ``None`` for one breaker in all.
-        max_partitions: Partitions kept at most (least recently used ones are dropped first).
+        max_partitions: Partitions kept at most. When there are more, the least recently used
+            closed circuit is dropped; open, half-open and isolated ones are kept (unless every
+            partition is, when the least recently used is dropped all the same).
         clock: The clock (default: the system clock).
     """
 
@@ -284,7 +290,11 @@ class CircuitBreaker:
         self._monotonic = self._clock.monotonic
         self._isolated = False
         self._circuit = self._new_circuit(None)
-        self._partitions: Partitions[_Circuit] = Partitions(name, self._new_circuit, max_partitions)
+        # A circuit that is not closed is kept over idle closed ones: evicting an open circuit
+        # would forget its break, and the failing host would be hit again at once.
+        self._partitions: Partitions[_Circuit] = Partitions(
+            name, self._new_circuit, max_partitions, keep=_not_closed
+        )
 
     def _new_circuit(self, key: str | None) -> _Circuit:
         window: _TimeWindow | _CountWindow = (
@@ -382,24 +392,36 @@ class CircuitBreaker:
         try:
             result = await next(context)
         except Exception as exc:
-            handle = self._handle
-            failed = (
-                context.classifier.failed_exception(exc)
-                if handle is None
-                else bool(handle(Outcome(exception=exc)))
-            )
+            if _is_rejection(exc):
+                # Another policy inside refused the call: the dependency was not called, so
+                # this is neither a success nor a failure (and decides no probe).
+                self._release(circuit, generation, probing)
+                raise
+            try:
+                handle = self._handle
+                failed = (
+                    context.classifier.failed_exception(exc)
+                    if handle is None
+                    else bool(handle(Outcome(exception=exc)))
+                )
+            except BaseException:
+                self._release(circuit, generation, probing)  # a broken handle= leaks no slot
+                raise
             self._record(circuit, generation, probing, failed, start, context)
             raise
         except BaseException:
             # Cancelled (or interrupted): not an outcome of the dependency. Free the probe slot.
-            if probing and circuit.generation == generation:
-                circuit.probes -= 1
+            self._release(circuit, generation, probing)
             raise
         handle = self._handle
-        if handle is None:
-            failed = context.classifier.failed_result(result)
-        else:
-            failed = bool(handle(Outcome(result=result)))
+        try:
+            if handle is None:
+                failed = context.classifier.failed_result(result)
+            else:
+                failed = bool(handle(Outcome(result=result)))
+        except BaseException:
+            self._release(circuit, generation, probing)
+            raise
         window = circuit.window
         if failed or probing or slow_after is not None or window.failures:
             self._record(circuit, generation, probing, failed, start, context)
@@ -407,6 +429,12 @@ class CircuitBreaker:
             # The common case: a success in a closed circuit with no failures in the window.
             window.record(self._monotonic(), False, False)
         return result
+
+    @staticmethod
+    def _release(circuit: _Circuit, generation: int, probing: bool) -> None:
+        """Give back the probe slot of a call whose outcome does not count."""
+        if probing and circuit.generation == generation:
+            circuit.probes -= 1
 
     def _admit(self, circuit: _Circuit, context: Context) -> bool:
         """Let a call through a circuit that is not closed (as a probe) or reject it."""

@@ -3,8 +3,11 @@
 Tail latency usually comes from one slow server, one lost packet, one long pause, not from the
 request itself. Hedging starts the call, and if no answer has come after ``delay`` seconds starts
 another in parallel (up to ``max_hedged_attempts`` more). The first acceptable outcome wins; the
-other tries are cancelled and whatever they returned is released (their responses closed). A
-try that fails with a handled failure starts the next hedge at once instead of waiting.
+other tries are cancelled and whatever they returned is released (their responses closed),
+even when the hedging itself is cancelled. A try that fails with a handled failure starts the
+next hedge at once instead of waiting. A try rejected by a policy inside (a full bulkhead, an
+open circuit) is no answer: the dependency was not called, so the race goes on without it, and
+the caller gets a rejection only when no try did better.
 
 Only calls that may run more than once are hedged (``context.replayable``: in the HTTP layer,
 idempotent requests). With ``budget=`` (share the retry policy's
@@ -22,14 +25,17 @@ import anyio
 
 from .._clock import SYSTEM_CLOCK, Clock, wait_for_event
 from ..context import Attempt, Context
-from ..outcome import Outcome
+from ..outcome import Outcome, _is_rejection
 from ..telemetry import emit
 from ._validate import at_least, positive
-from .budget import RetryBudget
+from .budget import RetryBudget, deposit_once
 
 __all__ = ["Hedging"]
 
 T = TypeVar("T")
+
+# What a finished try is to the race (see Hedging._judge).
+_ANSWER, _FAILURE, _REJECTED = 0, 1, 2
 
 
 class Hedging:
@@ -106,13 +112,21 @@ class Hedging:
             raise ValueError(f"Hedging: delay() must return a number >= 0, got {delay!r}")
         return float(delay)
 
-    def _failed(self, attempt: Attempt, context: Context) -> bool:
-        if self._handle is not None:
-            return bool(self._handle(attempt))
+    def _judge(self, attempt: Attempt, context: Context) -> int:
+        """Whether a finished try is an answer, a failure, or a rejection by a policy inside."""
+        handle = self._handle
         exc = attempt.exception
-        if exc is not None:
-            return context.classifier.failed_exception(exc)
-        return context.classifier.failed_result(attempt.result)
+        if exc is not None and _is_rejection(exc):
+            # The dependency was not called: no answer, whatever handle= says. A handle= that
+            # takes rejections in makes one start the next try at once, as a failure does.
+            return _FAILURE if handle is not None and handle(attempt) else _REJECTED
+        if handle is not None:
+            failed = bool(handle(attempt))
+        elif exc is not None:
+            failed = context.classifier.failed_exception(exc)
+        else:
+            failed = context.classifier.failed_result(attempt.result)
+        return _FAILURE if failed else _ANSWER
 
     async def execute(self, next: Callable[[Context], Awaitable[T]], context: Context) -> T:
         """Run ``next``, racing hedged tries against it while it is slow or failing."""
@@ -121,13 +135,14 @@ class Hedging:
         clock = self._clock
         report = context.report
         if self._budget is not None:
-            self._budget.deposit(clock.monotonic())
+            deposit_once(self._budget, report, clock.monotonic())
         delay = self._delay_for(context)
         done: list[Attempt] = []
         arrived = anyio.Event()
         running = started = 0
         winner: Attempt | None = None
         last_failure: Attempt | None = None
+        last_rejection: Attempt | None = None
 
         async def run(attempt: Attempt) -> None:
             nonlocal running, arrived
@@ -146,58 +161,85 @@ class Hedging:
             done.append(attempt)
             arrived.set()
 
-        async with anyio.create_task_group() as tries:
+        try:
+            async with anyio.create_task_group() as tries:
 
-            def start(reason: str | None) -> bool:
-                nonlocal running, started
-                if reason is not None:
-                    now = clock.monotonic()
-                    if started > self._max_hedged_attempts:
-                        return False
-                    if self._budget is not None and not self._budget.try_withdraw(now):
-                        emit(context, "budget_exhausted", "hedging", timestamp=now)
-                        return False
-                    emit(context, "hedge", "hedging", timestamp=now, reason=reason)
-                # Numbered after the tries already reported (a retry around may have made some).
-                attempt = Attempt(len(report.attempts), hedged=reason is not None)
-                report.attempts.append(attempt)
-                started += 1
-                running += 1
-                tries.start_soon(run, attempt)
-                return True
+                def start(reason: str | None) -> bool:
+                    nonlocal running, started
+                    if reason is not None:
+                        now = clock.monotonic()
+                        if started > self._max_hedged_attempts:
+                            return False
+                        if self._budget is not None and not self._budget.try_withdraw(now):
+                            emit(context, "budget_exhausted", "hedging", timestamp=now)
+                            return False
+                        emit(context, "hedge", "hedging", timestamp=now, reason=reason)
+                    # Numbered after the tries already reported (a retry around may have made
+                    # some).
+                    attempt = Attempt(len(report.attempts), hedged=reason is not None)
+                    report.attempts.append(attempt)
+                    started += 1
+                    running += 1
+                    tries.start_soon(run, attempt)
+                    return True
 
-            start(None)
-            may_hedge = True
-            while winner is None:
-                if not done:
-                    timeout = delay if may_hedge else None
-                    if not await wait_for_event(arrived, timeout, clock):
-                        may_hedge = start("delay")
-                        continue
-                    arrived = anyio.Event()
-                while done and winner is None:
-                    attempt = done.pop(0)
-                    if not self._failed(attempt, context):
-                        winner = attempt
-                    else:
-                        if last_failure is not None:
-                            await context.classifier.discard(last_failure)
-                        last_failure = attempt
-                if winner is not None:
-                    break
-                if may_hedge:
-                    may_hedge = start("failure")
-                    if may_hedge:
-                        continue
-                if running == 0:
-                    break
-            tries.cancel_scope.cancel()
-        # Tries that finished after the race was decided: nobody will see their results.
-        for attempt in done:
-            await context.classifier.discard(attempt)
-        outcome = winner if winner is not None else last_failure
+                start(None)
+                may_hedge = True
+                while winner is None:
+                    if not done:
+                        timeout = delay if may_hedge else None
+                        if not await wait_for_event(arrived, timeout, clock):
+                            may_hedge = start("delay")
+                            continue
+                        arrived = anyio.Event()
+                    failed = False
+                    while done and winner is None:
+                        attempt = done.pop(0)
+                        verdict = self._judge(attempt, context)
+                        if verdict == _ANSWER:
+                            winner = attempt
+                        elif verdict == _REJECTED:
+                            # Not an answer: the race goes on with the tries still running.
+                            last_rejection = attempt
+                        else:
+                            failed = True
+                            previous, last_failure = last_failure, attempt
+                            if previous is not None:
+                                await context.classifier.discard(previous)
+                    if winner is not None:
+                        break
+                    if failed and may_hedge:
+                        may_hedge = start("failure")
+                        if may_hedge:
+                            continue
+                    if running == 0:
+                        break
+                tries.cancel_scope.cancel()
+        except BaseException:
+            # Cancelled from outside (or broken) while deciding: what the finished tries
+            # returned reaches nobody.
+            await _release(context, (*done, winner, last_failure))
+            raise
+        outcome = winner if winner is not None else last_failure or last_rejection
         assert outcome is not None
         report._decide(outcome)
+        # Tries that finished after the race was decided, and the failure an answer replaced:
+        # nobody will see their results.
         if winner is not None and last_failure is not None:
-            await context.classifier.discard(last_failure)
+            done.append(last_failure)
+        try:
+            while done:
+                await context.classifier.discard(done.pop())
+        except BaseException:
+            await _release(context, (*done, winner))
+            raise
         return outcome.unwrap()  # type: ignore[no-any-return]
+
+
+async def _release(context: Context, attempts: tuple[Attempt | None, ...]) -> None:
+    """Discard the results of ``attempts`` while the hedging unwinds, shielded from the
+    cancellation that may be the reason (a response left open would hold its connection)."""
+    with anyio.CancelScope(shield=True):
+        for attempt in attempts:
+            if attempt is not None:
+                await context.classifier.discard(attempt)

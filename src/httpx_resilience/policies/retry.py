@@ -25,7 +25,7 @@ from ..context import Attempt, Context
 from ..outcome import Outcome
 from ..telemetry import emit
 from ._validate import BOOLEAN, at_least, positive
-from .budget import RetryBudget
+from .budget import RetryBudget, deposit_once
 
 __all__ = ["Retry"]
 
@@ -181,8 +181,19 @@ class Retry:
         report = context._report or context.report
         attempts = report.attempts
         start = began = monotonic()
-        if self._budget is not None:
-            self._budget.deposit(start)
+        budget = self._budget
+        if budget is not None:
+            # Count the request once, whatever else shares the budget (see deposit_once; its
+            # common case, the first deposit of the execution, is inlined for the hot path).
+            try:
+                counted = report._deposited
+            except AttributeError:
+                counted = None
+            if counted is None:
+                report._deposited = budget
+                budget.deposit(start)
+            elif counted is not budget:
+                deposit_once(budget, report, start)
         number = 0
         state: tenacity.RetryCallState | None = None
         while True:
