@@ -63,6 +63,7 @@ from .policies._validate import (
     window_problem,
 )
 from .policies.budget import RetryBudget
+from .policies.circuit_breaker import MAX_WINDOW_SIZE
 from .telemetry import Listener, PathRedaction, _path_redactor
 
 if TYPE_CHECKING:
@@ -89,9 +90,6 @@ DEFAULT_PROFILE = "default"
 PROFILE_EXTENSION = "resilience.profile"
 _ENV_PREFIX = "HTTPX_RESILIENCE__"
 _PARTITION = choice("none", "origin")
-# A count window keeps one byte per call: a window of 10**20 calls would fail (MemoryError,
-# OverflowError) when the breaker is built, so a profile refuses it when loaded.
-_MAX_WINDOW_SIZE = 1_000_000
 
 
 def masked_url(url: str) -> str:
@@ -260,7 +258,7 @@ class CircuitBreakerOptions(_Options):
     minimum_throughput: int = _check(integer(1), 100)
     sampling_duration: float = _check(POSITIVE, 30.0)
     window: str = _check(choice("time", "count"), "time")
-    window_size: int = _check(integer(1, _MAX_WINDOW_SIZE), 100)
+    window_size: int = _check(integer(1, MAX_WINDOW_SIZE), 100)
     break_duration: float = _check(POSITIVE, 5.0)
     break_duration_max: float | None = _check(POSITIVE, None, optional=True)
     half_open_max_calls: int = _check(integer(1), 1)

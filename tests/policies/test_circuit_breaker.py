@@ -443,7 +443,14 @@ async def test_partitions_are_bounded_and_a_held_one_survives_eviction() -> None
         ({"minimum_throughput": 0}, "minimum_throughput must be an integer >= 1, got 0"),
         ({"sampling_duration": 0}, "sampling_duration must be a finite number > 0, got 0"),
         ({"window": "sliding"}, "window must be 'time' or 'count', got 'sliding'"),
-        ({"window": "count", "window_size": 0}, "window_size must be an integer >= 1, got 0"),
+        (
+            {"window": "count", "window_size": 0},
+            "window_size must be an integer between 1 and 1000000, got 0",
+        ),
+        (
+            {"window": "count", "window_size": 10**20},
+            "window_size must be an integer between 1 and 1000000, got 100000000000000000000",
+        ),
         (
             {"window": "count", "window_size": 10, "minimum_throughput": 20},
             "minimum_throughput \\(20\\) can never be reached in a count window of window_size 10",

@@ -26,13 +26,17 @@ from ..errors import BrokenCircuitError, IsolatedCircuitError
 from ..outcome import Outcome, _is_rejection
 from ..telemetry import emit
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
-from ._validate import at_least, positive, positive_or_none, ratio
+from ._validate import at_least, integer, positive, positive_or_none, ratio
 
 __all__ = ["CircuitBreaker", "CircuitState"]
 
 T = TypeVar("T")
 
 _BUCKETS = 10
+
+#: The largest count window: it keeps one byte per call, and a window of 10**20 calls would
+#: fail (MemoryError, OverflowError) when the first partition is made, not when it is asked for.
+MAX_WINDOW_SIZE = 1_000_000
 
 
 class CircuitState(str, enum.Enum):
@@ -256,7 +260,7 @@ class CircuitBreaker:
         if window not in ("time", "count"):
             raise ValueError(f"{name}: window must be 'time' or 'count', got {window!r}")
         self._window = window
-        self._window_size = at_least(name, "window_size", window_size, 1)
+        self._window_size = int(integer(1, MAX_WINDOW_SIZE)(name, "window_size", window_size))
         if window == "count" and self._minimum_throughput > self._window_size:
             raise ValueError(
                 f"{name}: minimum_throughput ({minimum_throughput}) can never be reached in a "
