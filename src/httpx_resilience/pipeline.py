@@ -178,8 +178,8 @@ class Pipeline:
             return result
         finally:
             if owned:
+                # Free again (its telemetry is read only while an execution owns it).
                 context._call = None
-                context._telemetry = NO_TELEMETRY
 
     async def aclose(self) -> None:
         """Release what the policies hold (the connections of a fallback's alternate).
