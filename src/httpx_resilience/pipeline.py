@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 from ._clock import Clock
-from .context import Context, by_origin
+from .context import Context, _new_context, by_origin
+from .outcome import GENERIC_CLASSIFIER
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
 from .policies.circuit_breaker import CircuitBreaker
@@ -45,7 +46,8 @@ class Policy(Protocol):
 
 def _invoke_call(context: Context) -> Awaitable[Any]:
     # The innermost link: the caller's own function, stored on the context so that the chain
-    # itself never changes after build().
+    # itself never changes after build(). Each execution has a context of its own (see
+    # Pipeline.execute), so this is always the call of the execution that reached it.
     call = context._call
     assert call is not None
     return call()
@@ -147,22 +149,44 @@ class Pipeline:
         Args:
             call: A function of no arguments returning an awaitable; it is called once per try.
             context: The execution's :class:`~httpx_resilience.Context`; a fresh one when omitted.
+                A context already running an execution (this pipeline called inside the call of
+                another that was given the same context) is not taken over: this execution runs
+                on a child of it, with the same request, report and properties.
         """
+        telemetry = self._telemetry
+        owned = False
         if context is None:
-            context = Context()
-        context._call = call
-        telemetry = context._telemetry = self._telemetry
-        if not telemetry.timed:
-            result: T = await self._chain(context)
-            return result
-        clock_start = _monotonic()
+            context = _new_context(
+                None, None, 0, None, GENERIC_CLASSIFIER, True, None, None, call, telemetry
+            )
+        elif context._call is None:
+            # The caller's context, free: the execution runs on it, so that the call can read
+            # the attempt, deadline and report the policies keep there, and frees it at the end.
+            context._call = call
+            context._telemetry = telemetry
+            owned = True
+        else:
+            # The context is running another execution: this pipeline is called inside that
+            # one's call, or given the same context concurrently. It runs on a child of the
+            # context, or the other execution's retries and hedges would run this call, and
+            # its events would go to this pipeline's listeners.
+            context = context._nested(call, telemetry)
         try:
-            result = await self._chain(context)
-        except BaseException as exc:
-            telemetry.executed(context, _monotonic() - clock_start, exc)
-            raise
-        telemetry.executed(context, _monotonic() - clock_start, None)
-        return result
+            if not telemetry.timed:
+                result: T = await self._chain(context)
+                return result
+            clock_start = _monotonic()
+            try:
+                result = await self._chain(context)
+            except BaseException as exc:
+                telemetry.executed(context, _monotonic() - clock_start, exc)
+                raise
+            telemetry.executed(context, _monotonic() - clock_start, None)
+            return result
+        finally:
+            if owned:
+                # Free again (its telemetry is read only while an execution owns it).
+                context._call = None
 
     async def aclose(self) -> None:
         """Release what the policies hold (the connections of a fallback's alternate).

@@ -1,19 +1,26 @@
 from __future__ import annotations
 
 import email.utils
+import math
+from typing import Any
 
 import anyio
 import httpx
 import pytest
+import tenacity
 
 from httpx_resilience import (
     BrokenCircuitError,
     BulkheadRejected,
+    Context,
     Outcome,
+    Pipeline,
     RateLimitRejected,
     ResilienceError,
+    ResilientClient,
     TimeoutRejected,
 )
+from httpx_resilience._loopback import LoopbackServer, Reply
 from httpx_resilience.http._errors import as_httpx_error
 from httpx_resilience.http.classify import (
     HTTP_CLASSIFIER,
@@ -22,6 +29,7 @@ from httpx_resilience.http.classify import (
     parse_retry_after,
     transient,
 )
+from httpx_resilience.testing import FakeClock
 
 REQUEST = httpx.Request("GET", "http://127.0.0.1/")
 
@@ -95,6 +103,17 @@ def test_statuses_that_are_not_transient(status: int) -> None:
         (" 3 ", 3.0),
         ("1.5", 1.5),
         ("999999999999999", 999999999999999.0),
+        # Too long to wait for is "too long", not garbage: the retry stops rather than ignore it.
+        ("1234567890123456", 1234567890123456.0),
+        ("9" * 400, math.inf),
+        # HTTP numbers are ASCII digits (RFC 9110), whatever Python's int() and float() accept;
+        # whitespace around them is spaces and tabs.
+        ("\u0661\u0662\u0660", None),  # Arabic-Indic 120
+        ("\uff11\uff12", None),  # fullwidth 12
+        ("\u00b2", None),  # superscript two
+        ("1.\u0665", None),
+        ("\u00a0120", None),  # no-break space
+        ("\t7 ", 7.0),
         ("-1", None),
         ("soon", None),
         ("", None),
@@ -123,6 +142,7 @@ NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
         ("Tue, 14 Nov 2023 22:00:00 GMT", None),  # past
         ("Tue, 32 Nov 2023 22:14:20 GMT", None),  # not a date
         ("Someday, soon", None),
+        ("Tue, \u0661\u0664 Nov 2023 22:14:20 GMT", None),  # Arabic-Indic day
     ],
 )
 def test_retry_after_http_dates(value: str, expected: float | None) -> None:
@@ -134,6 +154,70 @@ def test_retry_after_http_date_uses_the_wall_clock_by_default() -> None:
     delay = parse_retry_after(future)
     assert delay is not None
     assert 3590 < delay <= 3600
+
+
+def retrying(clock: FakeClock) -> Pipeline:
+    return (
+        Pipeline.builder(clock=clock)
+        .retry(max_attempts=3, backoff=tenacity.wait_fixed(0.1), max_retry_after=60.0)
+        .build()
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("value", ["1" * 16, "9" * 400])
+async def test_a_huge_retry_after_stops_the_retry_as_too_long(value: str) -> None:
+    clock = FakeClock()
+    context = Context(classifier=HTTP_CLASSIFIER)
+
+    async def throttled() -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": value})
+
+    response = await retrying(clock).execute(throttled, context)
+    assert response.status_code == 429
+    assert context.report.retry_stopped == "retry_after"
+    assert [a.delay for a in context.report.attempts] == [None]
+    assert clock.monotonic() == 0.0
+
+
+@pytest.mark.anyio
+async def test_a_retry_after_in_non_ascii_digits_is_ignored_for_the_backoff() -> None:
+    clock = FakeClock()
+    context = Context(classifier=HTTP_CLASSIFIER)
+    replies = iter([429, 200])
+
+    async def throttled_once() -> httpx.Response:
+        # Arabic-Indic 30, in UTF-8 bytes as a server would send it.
+        return httpx.Response(next(replies), headers=[(b"Retry-After", "\u0663\u0660".encode())])
+
+    response = await retrying(clock).execute(throttled_once, context)
+    assert response.status_code == 200
+    assert [a.delay for a in context.report.attempts] == [0.1, None]
+    assert clock.monotonic() == 0.1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("value", "sent", "delays", "stopped"),
+    [
+        pytest.param(b"1" * 20, 1, [None], "retry_after", id="huge"),
+        pytest.param("\u0663\u0660".encode(), 2, [0.1, None], None, id="non-ascii-digits"),
+    ],
+)
+async def test_retry_after_from_a_real_server(
+    value: bytes, sent: int, delays: list[float | None], stopped: str | None
+) -> None:
+    clock = FakeClock()
+    with LoopbackServer() as server:
+        # The header goes out as raw bytes (UTF-8 for the non-ASCII digits), as a server sends it.
+        headers: Any = [("Retry-After", value)]
+        server.script(Reply(429, headers=headers), Reply(200))
+        async with ResilientClient(pipeline=retrying(clock), base_url=server.url) as client:
+            response = await client.get("/")
+        assert len(server.requests) == sent
+    report = response.extensions["resilience"]
+    assert [a.delay for a in report.attempts] == delays
+    assert report.retry_stopped == stopped
 
 
 def test_the_classifier_reads_retry_after_from_responses_only() -> None:

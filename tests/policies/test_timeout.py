@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import sys
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -269,15 +271,18 @@ async def test_a_cancel_from_outside_at_the_same_moment_as_the_timeout_wins() ->
     async def body() -> None:
         # Our timer fires and somebody else cancels the task, both before it resumes.
         watchdog = pipeline.policies[0]._watchdog  # type: ignore[attr-defined]
-        asyncio.get_running_loop().call_soon(
-            lambda: (timeout_module._fire(watchdog.queue[-1]), task.cancel())
-        )
+
+        def fire_and_cancel() -> None:
+            timeout_module._fire(watchdog.queue[-1])
+            task.cancel()
+
+        asyncio.get_running_loop().call_soon(fire_and_cancel)
         await asyncio.sleep(30)
 
     with pytest.raises(asyncio.CancelledError):
         await pipeline.execute(body)
     # Our own cancellation request was taken back; only the outside one remains.
-    assert task.uncancel() == 0
+    assert task.uncancel() == 0  # type: ignore[attr-defined]  # 3.11+, mypy checks for 3.10
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
@@ -293,7 +298,7 @@ async def test_a_call_that_swallows_the_cancellation_leaves_no_request_pending()
         return "finished anyway"
 
     assert await pipeline.execute(stubborn) == "finished anyway"
-    assert task.cancelling() == 0
+    assert task.cancelling() == 0  # type: ignore[attr-defined]  # 3.11+, mypy checks for 3.10
     await asyncio.sleep(0.01)  # not cancelled by a leftover request
 
 
@@ -310,6 +315,73 @@ async def test_the_watchdog_queue_stays_short() -> None:
         await pipeline.execute(quick)
     assert len(policy._watchdog.queue) <= 1  # type: ignore[union-attr]
     assert sniffio.current_async_library() == "asyncio"
+
+
+class Payload:
+    """A result whose lifetime a test follows with a weak reference."""
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_finished_call_leaves_nothing_alive_while_an_older_call_is_pending() -> None:
+    # One long call, then quick calls each in an asyncio task of its own (a task keeps its
+    # result): once they have returned and their tasks are dropped, the timeout must hold
+    # neither the tasks nor, through them, their results and frames.
+    pipeline = Pipeline([Timeout(30)])
+    results: list[weakref.ref[Payload]] = []
+    tasks: list[weakref.ref[asyncio.Task[Payload]]] = []
+    release = asyncio.Event()
+
+    async def long() -> None:
+        await release.wait()
+
+    async def quick() -> Payload:
+        payload = Payload()
+        results.append(weakref.ref(payload))
+        return payload
+
+    pending = asyncio.create_task(pipeline.execute(long))
+    await asyncio.sleep(0)
+    for _ in range(50):
+        task = asyncio.create_task(pipeline.execute(quick))
+        tasks.append(weakref.ref(task))
+        await task
+    del task
+    await asyncio.sleep(0)  # asyncio itself holds the last task's result until the loop turns
+    gc.collect()
+    assert len(results) == 50
+    assert [ref for ref in results if ref() is not None] == []
+    assert [ref for ref in tasks if ref() is not None] == []
+    release.set()
+    await pending
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="the watchdog needs Task.uncancel()")
+async def test_the_watchdog_queue_stays_bounded_behind_a_pending_call() -> None:
+    policy = Timeout(30)
+    pipeline = Pipeline([policy])
+    release = anyio.Event()
+    long_task: list[asyncio.Task[object] | None] = []
+
+    async def long() -> None:
+        long_task.append(asyncio.current_task())
+        await release.wait()
+
+    async def quick() -> None:
+        return None
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pipeline.execute, long)
+        await anyio.wait_all_tasks_blocked()
+        for _ in range(10_000):
+            await pipeline.execute(quick)
+        watchdog = policy._watchdog
+        assert watchdog is not None
+        # Finished calls behind the pending one are dropped; the pending one stays watched.
+        assert len(watchdog.queue) <= 128
+        pending = [entry for entry in watchdog.queue if entry[0] == timeout_module._ACTIVE]
+        assert [entry[1] for entry in pending] == long_task
+        release.set()
 
 
 def test_seconds_must_be_positive() -> None:

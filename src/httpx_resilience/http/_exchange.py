@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from ..context import _UNKNOWN, Attempt, Context, ExecutionReport
+from ..context import Attempt, Context, ExecutionReport, _new_context
 from ..errors import (
     BrokenCircuitError,
     BulkheadRejected,
@@ -140,21 +140,21 @@ def start_exchange(
     report.retry_stopped = report.fallback = report.fallback_cause = None
     report._events = report._decided = report._deposited = None
     report.from_cache = False
-    context: Context = _new(Context)
-    context.operation_key = profile
-    context.request = request
-    context.attempt = 0
-    context.deadline = None
-    context.classifier = HTTP_CLASSIFIER
-    context.replayable = (
+    replayable = (
         request.method in IDEMPOTENT_METHODS and type(request.stream) is httpx.ByteStream
     ) or can_replay(request, retry_non_idempotent=retry_non_idempotent)
-    context._properties = None
-    context._report = report
-    context._task = _UNKNOWN
-    context._call = send
-    context._telemetry = pipeline._telemetry
-    return context
+    return _new_context(
+        profile,
+        request,
+        0,
+        None,
+        HTTP_CLASSIFIER,
+        replayable,
+        None,
+        report,
+        send,
+        pipeline._telemetry,
+    )
 
 
 def finish_exchange(

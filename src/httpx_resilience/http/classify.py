@@ -23,7 +23,6 @@ import contextlib
 import datetime
 import email.utils
 import math
-import re
 import time
 from collections.abc import AsyncGenerator
 from typing import Any, cast
@@ -31,6 +30,7 @@ from typing import Any, cast
 import anyio
 import httpx
 
+from .._numbers import ascii_decimal
 from ..errors import TimeoutRejected
 from ..outcome import Classifier, Outcome, OutcomePredicate, _is_rejection
 
@@ -52,7 +52,6 @@ TRANSIENT_STATUS_CODES = frozenset({408, 429, 500, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 _CALLERS_MISTAKES = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
-_DELAY_SECONDS = re.compile(r"\s*(\d{1,15}(?:\.\d{1,9})?)\s*")
 
 # How much of a failed response's body is read, and for how long, to return its connection to
 # the pool; beyond either the connection is closed instead.
@@ -108,11 +107,15 @@ def parse_retry_after(value: str, *, now: float | None = None) -> float | None:
 
     Accepts delay-seconds (``"120"``; a decimal fraction is tolerated) and an HTTP-date, read
     against the wall-clock time ``now`` (default :func:`time.time`). Garbage, negative numbers
-    and dates in the past give ``None``: the caller falls back to its own backoff.
+    and dates in the past give ``None``: the caller falls back to its own backoff. Digits are
+    ASCII only, as HTTP has them; a number of any length is read as what it says (``inf`` past
+    a float's range), so a retry refuses it as too long instead of ignoring it.
     """
-    match = _DELAY_SECONDS.fullmatch(value)
-    if match is not None:
-        return float(match.group(1))
+    seconds = ascii_decimal(value)
+    if seconds is not None:
+        return seconds
+    if not value.isascii():  # the date parser takes any Unicode digit for a number
+        return None
     try:
         when = email.utils.parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError, OverflowError):

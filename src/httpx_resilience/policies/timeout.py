@@ -7,8 +7,11 @@ there) so that the policies inside never wait past it.
 On asyncio (Python 3.11+) with the system clock, a timeout costs no timer of its own: each
 ``Timeout`` keeps its pending deadlines in arrival order (a deadline is always "now + the same
 seconds", so the order never changes) and one loop timer, armed for the earliest, cancels the
-calls that overran. Elsewhere (trio, Python 3.10) it uses a cancel scope, and with any other clock
-(such as :class:`~httpx_resilience.testing.FakeClock`) a watcher task sleeping on that clock.
+calls that overran. A finished call's entry lets go of its task at once and leaves the queue at
+its head, or in a sweep when the queue has doubled, so that one long call does not make the
+calls behind it pile up. Elsewhere (trio, Python 3.10) it uses a cancel scope, and with any
+other clock (such as :class:`~httpx_resilience.testing.FakeClock`) a watcher task sleeping on
+that clock.
 """
 
 from __future__ import annotations
@@ -58,18 +61,37 @@ def _fire(expiry: _Expiry) -> None:
     expiry[_TASK].cancel()
 
 
+# The queue is swept of finished calls when it reaches this length, or twice the calls in
+# flight at the last sweep, whichever is more (see _Watchdog.sweep).
+_MIN_SWEEP = 64
+
+
 class _Watchdog:
     """The pending deadlines of one Timeout on one event loop, earliest first."""
 
-    __slots__ = ("handle", "loop", "queue")
+    __slots__ = ("handle", "loop", "queue", "sweep_at")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.queue: deque[_Expiry] = deque()
         self.handle: asyncio.TimerHandle | None = None
+        self.sweep_at = _MIN_SWEEP
 
     def arm(self, delay: float) -> None:
         self.handle = self.loop.call_later(delay, self._expire)
+
+    def sweep(self) -> None:
+        """Drop every finished call from the queue.
+
+        Finished calls leave from the head only: behind one long call, every quick call after
+        it would stay queued until it ends. Sweeping when the queue has doubled since the last
+        sweep keeps it within twice the calls in flight, at a constant cost per call.
+        """
+        queue = self.queue
+        pending = [expiry for expiry in queue if expiry[_STATE] == _ACTIVE]
+        queue.clear()
+        queue.extend(pending)
+        self.sweep_at = max(_MIN_SWEEP, 2 * len(pending))
 
     def _expire(self) -> None:
         self.handle = None
@@ -146,6 +168,8 @@ class Timeout:
         # head; dropping them here keeps the queue about as long as the calls in flight.
         while queue and queue[0][0]:
             queue.popleft()
+        if queue and len(queue) >= watchdog.sweep_at:
+            watchdog.sweep()
         expiry = [_ACTIVE, task, deadline]
         queue.append(expiry)
         if watchdog.handle is None:
@@ -163,13 +187,14 @@ class Timeout:
             raise
         finally:
             context.deadline = previous
-            if expiry[0] == _ACTIVE:
-                expiry[0] = _DONE
-            elif expiry[0] == _FIRED:
+            if expiry[0] == _FIRED:
                 # The call finished (or failed otherwise) although its time was up: take our
                 # cancellation request back so that it cannot hit the caller later.
-                expiry[0] = _DONE
                 task.uncancel()
+            # The entry may stay queued behind an older call: it must not keep the task alive
+            # (a finished task holds its result, a running one its frames).
+            expiry[0] = _DONE
+            expiry[1] = None
 
     async def _execute_other(
         self,
