@@ -77,7 +77,7 @@ async def test_rejections_are_handled_by_default_cancellation_never() -> None:
     assert await Pipeline([Fallback(value="x")]).execute(timed_out) == "x"
 
     with anyio.move_on_after(0.01) as scope:
-        await Pipeline([Fallback(value="x")]).execute(anyio.sleep_forever)  # type: ignore[arg-type]
+        await Pipeline([Fallback(value="x")]).execute(anyio.sleep_forever)
     assert scope.cancelled_caught
 
 

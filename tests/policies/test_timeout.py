@@ -5,7 +5,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -263,15 +263,19 @@ async def test_system_clock_nested_timeouts() -> None:
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="the watchdog needs Task.uncancel()")
 async def test_a_cancel_from_outside_at_the_same_moment_as_the_timeout_wins() -> None:
     pipeline = Pipeline([Timeout(30)])
-    task = asyncio.current_task()
+    # Any: mypy checks for 3.10, whose Task has no uncancel() (this test skips there).
+    task: Any = asyncio.current_task()
     assert task is not None
 
     async def body() -> None:
         # Our timer fires and somebody else cancels the task, both before it resumes.
         watchdog = pipeline.policies[0]._watchdog  # type: ignore[attr-defined]
-        asyncio.get_running_loop().call_soon(
-            lambda: (timeout_module._fire(watchdog.queue[-1]), task.cancel())
-        )
+
+        def fire_and_cancel() -> None:
+            timeout_module._fire(watchdog.queue[-1])
+            task.cancel()
+
+        asyncio.get_running_loop().call_soon(fire_and_cancel)
         await asyncio.sleep(30)
 
     with pytest.raises(asyncio.CancelledError):
@@ -284,7 +288,8 @@ async def test_a_cancel_from_outside_at_the_same_moment_as_the_timeout_wins() ->
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="the watchdog needs Task.uncancel()")
 async def test_a_call_that_swallows_the_cancellation_leaves_no_request_pending() -> None:
     pipeline = Pipeline([Timeout(0.02)])
-    task = asyncio.current_task()
+    # Any: mypy checks for 3.10, whose Task has no cancelling() (this test skips there).
+    task: Any = asyncio.current_task()
     assert task is not None
 
     async def stubborn() -> str:
