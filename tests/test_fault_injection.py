@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -120,7 +120,10 @@ async def test_a_resilient_client_rides_out_injected_faults(fake_clock: FakeCloc
     [
         (lambda: Latency(-1), "Latency: seconds must be a finite number >= 0, got -1"),
         (lambda: Error(rate=2), "Error: rate must be a number between 0 and 1, got 2"),
-        (lambda: Error("boom"), "Error: exception must be an exception class or a function"),
+        (
+            lambda: Error(cast(Any, "boom")),
+            "Error: exception must be an exception class or a function",
+        ),
         (lambda: Status(42), "Status: code must be an HTTP status code, got 42"),
         (lambda: Outage(start=0, duration=0), "Outage: duration must be a finite number > 0"),
     ],

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import pytest
@@ -63,7 +63,7 @@ async def test_client_retries_transient_statuses(clock: FakeClock) -> None:
     assert len(upstream.requests) == 3
     report = response.extensions["resilience"]
     assert isinstance(report, ExecutionReport)
-    assert [getattr(a.result, "status_code", None) for a in report.attempts] == [503, 502, 200]
+    assert [cast(httpx.Response, a.result).status_code for a in report.attempts] == [503, 502, 200]
     assert report.outcome is report.attempts[-1]
     assert clock.monotonic() == 0.5
 

@@ -54,7 +54,7 @@ def test_withdrawals_leave_the_window_too() -> None:
 )
 def test_bad_options_are_named(options: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace(".", "[.]")):
-        RetryBudget(**options)  # type: ignore[arg-type]
+        RetryBudget(**options)
 
 
 operations = st.lists(

@@ -228,10 +228,12 @@ async def test_cancellation_never_counts_as_a_failure() -> None:
 async def test_the_break_grows_exponentially_up_to_the_maximum() -> None:
     h = Harness(minimum_throughput=1, failure_ratio=1.0, break_duration=1.0, break_duration_max=5.0)
     await h.fail()
-    breaks = []
+    breaks: list[float] = []
     for _ in range(5):
-        breaks.append((await h.rejected()).retry_after)
-        h.at(h.clock.monotonic() + breaks[-1])
+        retry_after = (await h.rejected()).retry_after
+        assert retry_after is not None
+        breaks.append(retry_after)
+        h.at(h.clock.monotonic() + retry_after)
         await h.fail()  # the probe fails
     assert breaks == [1.0, 2.0, 4.0, 5.0, 5.0]
     h.at(h.clock.monotonic() + 5.0)

@@ -7,7 +7,7 @@ import sys
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -265,7 +265,8 @@ async def test_system_clock_nested_timeouts() -> None:
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="the watchdog needs Task.uncancel()")
 async def test_a_cancel_from_outside_at_the_same_moment_as_the_timeout_wins() -> None:
     pipeline = Pipeline([Timeout(30)])
-    task = asyncio.current_task()
+    # Any: mypy checks for 3.10, whose Task has no uncancel() (this test skips there).
+    task: Any = asyncio.current_task()
     assert task is not None
 
     async def body() -> None:
@@ -282,14 +283,15 @@ async def test_a_cancel_from_outside_at_the_same_moment_as_the_timeout_wins() ->
     with pytest.raises(asyncio.CancelledError):
         await pipeline.execute(body)
     # Our own cancellation request was taken back; only the outside one remains.
-    assert task.uncancel() == 0  # type: ignore[attr-defined]  # 3.11+, mypy checks for 3.10
+    assert task.uncancel() == 0
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="the watchdog needs Task.uncancel()")
 async def test_a_call_that_swallows_the_cancellation_leaves_no_request_pending() -> None:
     pipeline = Pipeline([Timeout(0.02)])
-    task = asyncio.current_task()
+    # Any: mypy checks for 3.10, whose Task has no cancelling() (this test skips there).
+    task: Any = asyncio.current_task()
     assert task is not None
 
     async def stubborn() -> str:
@@ -298,7 +300,7 @@ async def test_a_call_that_swallows_the_cancellation_leaves_no_request_pending()
         return "finished anyway"
 
     assert await pipeline.execute(stubborn) == "finished anyway"
-    assert task.cancelling() == 0  # type: ignore[attr-defined]  # 3.11+, mypy checks for 3.10
+    assert task.cancelling() == 0
     await asyncio.sleep(0.01)  # not cancelled by a leftover request
 
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from ._server import RedisServer, redis_server_executable
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 redis_asyncio = pytest.importorskip("redis.asyncio", reason="the redis extra is not installed")
 
@@ -27,7 +31,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-async def redis_client(redis_server: RedisServer) -> AsyncIterator[redis_asyncio.Redis]:
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
     """A ``redis.asyncio.Redis`` client of that server, closed after the test."""
     client = redis_asyncio.Redis(host="127.0.0.1", port=redis_server.port)
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import pytest
@@ -24,7 +24,14 @@ async def noop() -> None:
     return None
 
 
-def limiter(client: redis.asyncio.Redis, failure_mode: str, **options: Any) -> Pipeline:
+async def command(client: redis.asyncio.Redis, *args: str) -> None:
+    """Send a raw command (CLIENT PAUSE and the like) and wait for its reply."""
+    await client.execute_command(*args)  # type: ignore[no-untyped-call]  # redis-py: unannotated
+
+
+def limiter(
+    client: redis.asyncio.Redis, failure_mode: Literal["open", "closed"], **options: Any
+) -> Pipeline:
     backend = RedisBackend(
         client, failure_mode=failure_mode, timeout=TIMEOUT, retry_interval=RETRY_INTERVAL
     )
@@ -120,13 +127,13 @@ async def test_a_slow_redis_counts_as_a_failure_after_the_timeout(
     pipeline = limiter(redis_client, "closed", rate=100.0, burst=100)
     await pipeline.execute(noop)
     async with redis.asyncio.Redis(port=redis_server.port) as admin:
-        await admin.execute_command("CLIENT", "PAUSE", "600", "ALL")  # every command waits
+        await command(admin, "CLIENT", "PAUSE", "600", "ALL")  # every command waits
         context, duration, exc = await timed(pipeline)
         assert isinstance(exc, RateLimitRejected)
         assert TIMEOUT - 0.02 < duration < TIMEOUT + 0.1
         [event] = context.report.events
         assert event.detail == {"failure_mode": "closed", "error": "TimeoutError"}
-        await admin.execute_command("CLIENT", "UNPAUSE")
+        await command(admin, "CLIENT", "UNPAUSE")
     await anyio.sleep(RETRY_INTERVAL)
     await pipeline.execute(noop)
 
@@ -154,12 +161,12 @@ async def test_concurrent_calls_to_a_slow_redis_all_time_out_together(
         outcomes.append(await timed(pipeline))
 
     async with redis.asyncio.Redis(port=redis_server.port) as admin:
-        await admin.execute_command("CLIENT", "PAUSE", "500", "ALL")
+        await command(admin, "CLIENT", "PAUSE", "500", "ALL")
         async with anyio.create_task_group() as tg:
             for _ in range(5):
                 tg.start_soon(call)
                 await anyio.sleep(0.01)
-        await admin.execute_command("CLIENT", "UNPAUSE")
+        await command(admin, "CLIENT", "UNPAUSE")
     assert len(outcomes) == 5
     for context, duration, exc in outcomes:
         assert isinstance(exc, RateLimitRejected)
@@ -182,13 +189,13 @@ async def test_a_cancellation_from_outside_during_the_redis_call_is_no_failure(
     )
     await pipeline.execute(noop)
     async with redis.asyncio.Redis(port=redis_server.port) as admin:
-        await admin.execute_command("CLIENT", "PAUSE", "400", "ALL")
+        await command(admin, "CLIENT", "PAUSE", "400", "ALL")
         started = time.monotonic()
         with anyio.move_on_after(0.05) as scope:
             await pipeline.execute(noop)
         assert scope.cancelled_caught
         assert time.monotonic() - started < TIMEOUT
-        await admin.execute_command("CLIENT", "UNPAUSE")
+        await command(admin, "CLIENT", "UNPAUSE")
     assert events == []  # cancelled, not failed: Redis is not marked down
     assert backend._down_until == 0.0
     assert backend._deadlines._inflight == {}
