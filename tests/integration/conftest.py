@@ -39,6 +39,16 @@ def server() -> Iterator[LoopbackServer]:
         srv.stop()
 
 
+@pytest.fixture
+def mirror() -> Iterator[LoopbackServer]:
+    """A second started loopback server: an alternate provider."""
+    srv = LoopbackServer().start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
 @pytest.fixture(params=["client", "transport"])
 def make_client(request: pytest.FixtureRequest, server: LoopbackServer) -> MakeClient:
     """Either a ``ResilientClient`` or a plain ``httpx.AsyncClient`` with a

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 
 import anyio
 import anyio.to_thread
@@ -23,16 +22,6 @@ CREDENTIALS = {
     "X-Api-Key": "primary-key",
     "X-Tenant": "acme",
 }
-
-
-@pytest.fixture
-def mirror() -> Iterator[LoopbackServer]:
-    """A second server: the alternate provider."""
-    server = LoopbackServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("kind", ["client", "transport"])

@@ -5,7 +5,7 @@ both ResilientClient and ResilienceTransport."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -28,15 +28,6 @@ Hook = Callable[[httpx.Response], Awaitable[None]]
 async def raise_on_4xx_5xx(response: httpx.Response) -> None:
     """httpx's documented recipe: raise for every error status, from a response hook."""
     response.raise_for_status()
-
-
-@pytest.fixture
-def mirror() -> Iterator[LoopbackServer]:
-    server = LoopbackServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def make(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import anyio
 import httpx
@@ -20,16 +19,6 @@ from httpx_resilience._loopback import LoopbackServer, ReceivedRequest, Reply
 from httpx_resilience.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def mirror() -> Iterator[LoopbackServer]:
-    """A second server: the alternate provider."""
-    server = LoopbackServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_every_url_fetched_before_an_outage_is_served_from_the_cache_during_it(
