@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from httpx_resilience import Registry
-from httpx_resilience.__main__ import main
+from httpx_resilience._cli import main
 from httpx_resilience.profiles import masked_url
 
-EXAMPLE = Path(__file__).parent.parent / "examples" / "profiles.toml"
+EXAMPLE = Path(__file__).parents[2] / "examples" / "profiles.toml"
 
 
 def test_a_good_file_prints_every_profiles_effective_settings(

@@ -12,9 +12,9 @@ import argparse
 import sys
 from typing import Any, TextIO
 
-from ._text import plain_table
-from .errors import ConfigError
-from .profiles import _OFF, DEFAULT_PROFILE, Profile, Registry, masked_url, settings
+from ..errors import ConfigError
+from ..profiles import _OFF, DEFAULT_PROFILE, Profile, Registry, masked_url, settings
+from .text import plain_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,8 +15,8 @@ import sys
 import pytest
 
 from httpx_resilience import CircuitBreaker, Pipeline, ResilientClient
-from httpx_resilience.__main__ import build_parser, main
-from httpx_resilience._demo import (
+from httpx_resilience._cli import build_parser, main
+from httpx_resilience._cli.demo import (
     PLAIN_NAME,
     RESILIENT_NAME,
     SCENARIOS,
