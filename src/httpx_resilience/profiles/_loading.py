@@ -267,15 +267,8 @@ def _alternate_problems(
     options are invalid, so that every problem is reported at once)."""
     problems = []
     names = list(names)
-
-    def next_of(name: str) -> str | None:
-        fallback = resolved.get(name, {}).get("fallback")
-        alternate = fallback.get("alternate") if isinstance(fallback, Mapping) else None
-        target = alternate.get("profile") if isinstance(alternate, Mapping) else None
-        return target if isinstance(target, str) else None
-
     for name in names:
-        target = next_of(name)
+        target = _alternate_profile(resolved, name)
         if target is None:
             continue
         where = f"profiles.{name}.fallback.alternate.profile"
@@ -285,8 +278,16 @@ def _alternate_problems(
         chain = [name]
         while target is not None and target not in chain:
             chain.append(target)
-            target = next_of(target)
+            target = _alternate_profile(resolved, target)
         if target == name:
             cycle = " -> ".join((*chain, name))
             problems.append(f"{where}: leads back to {name!r} ({cycle})")
     return problems
+
+
+def _alternate_profile(resolved: Mapping[str, Mapping[str, Any]], name: str) -> str | None:
+    """The profile ``name``'s fallback alternate runs through, if its raw options name one."""
+    fallback = resolved.get(name, {}).get("fallback")
+    alternate = fallback.get("alternate") if isinstance(fallback, Mapping) else None
+    target = alternate.get("profile") if isinstance(alternate, Mapping) else None
+    return target if isinstance(target, str) else None
