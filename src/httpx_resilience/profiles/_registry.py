@@ -241,7 +241,7 @@ class Registry:
         include_query: bool = False,
         redact_path: PathRedaction | None = None,
     ) -> Registry:
-        """A registry from a TOML file (see the module's documentation for the format)."""
+        """A registry from a TOML file (its format: see ``httpx_resilience.profiles``)."""
         return cls.from_mapping(
             _read_toml(path),
             environ=environ,
