@@ -1,0 +1,361 @@
+"""The schema of a profile: :class:`Profile` and the options of each of its policies.
+
+Each options class is a frozen dataclass validated when built (every problem at once, each
+naming the field, see ``_options``); the loader parses a file's tables into the same classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..policies._partitions import DEFAULT_MAX_PARTITIONS
+from ..policies._validate import (
+    BOOLEAN,
+    NON_NEGATIVE,
+    POSITIVE,
+    RATIO,
+    TEXT,
+    Check,
+    choice,
+    integer,
+    not_finite,
+    rate_problem,
+    window_problem,
+)
+from ..policies.circuit_breaker import MAX_WINDOW_SIZE
+from ._building import build_pipeline
+from ._options import _check, _field_types, _Options, _options_class
+from ._values import _HEADER_NAMES, _HTTP_URL, _NEVER, _PARTITION, _REDIS_URL
+
+if TYPE_CHECKING:
+    from .._clock import Clock
+    from ..pipeline import Pipeline
+    from ..telemetry import Listener, PathRedaction
+    from ._registry import Registry
+
+#: The profile a request uses when neither its extensions nor a route name one.
+DEFAULT_PROFILE = "default"
+
+
+@dataclass(frozen=True)
+class BudgetOptions(_Options):
+    """Options of a :class:`~httpx_resilience.RetryBudget`."""
+
+    ratio: float = _check(RATIO, 0.2)
+    min_per_second: float = _check(NON_NEGATIVE, 10.0)
+    ttl: float = _check(POSITIVE, 10.0)
+
+    def _cross_checks(self) -> list[tuple[str, str]]:
+        # What RetryBudget would refuse when built: tiny or overflowing derived values.
+        if not (POSITIVE.accepts(self.ttl) and NON_NEGATIVE.accepts(self.min_per_second)):
+            return []  # already refused (a shadow of invalid options)
+        given = f"min_per_second={self.min_per_second!r}, ttl={self.ttl!r}"
+        reserve = self.min_per_second * self.ttl
+        problem = window_problem(self.ttl) or not_finite("min_per_second * ttl", reserve, given)
+        return [] if problem is None else [("ttl", f"expected {problem}")]
+
+
+@dataclass(frozen=True)
+class RetryOptions(_Options):
+    """Options of a :class:`~httpx_resilience.Retry` (full-jitter backoff).
+
+    Unlike a bare ``Retry``, a profile's retry has a :class:`BudgetOptions` budget unless it is
+    turned off (``budget = false``): a shared configuration should not allow retry storms.
+    """
+
+    max_attempts: int = _check(integer(1), 3)
+    base_delay: float = _check(NON_NEGATIVE, 0.2)
+    max_delay: float = _check(NON_NEGATIVE, 10.0)
+    respect_retry_after: bool = _check(BOOLEAN, True)
+    max_retry_after: float = _check(NON_NEGATIVE, 60.0)
+    budget: BudgetOptions | None = field(default_factory=BudgetOptions)
+
+
+@dataclass(frozen=True)
+class CircuitBreakerOptions(_Options):
+    """Options of a :class:`~httpx_resilience.CircuitBreaker`; ``partition`` is ``"origin"``
+    (one breaker per scheme, host and port: the default) or ``"none"``."""
+
+    failure_ratio: float = _check(
+        Check("a number > 0 and <= 1", lambda v: RATIO.accepts(v) and v > 0, float), 0.1
+    )
+    minimum_throughput: int = _check(integer(1), 100)
+    sampling_duration: float = _check(POSITIVE, 30.0)
+    window: str = _check(choice("time", "count"), "time")
+    window_size: int = _check(integer(1, MAX_WINDOW_SIZE), 100)
+    break_duration: float = _check(POSITIVE, 5.0)
+    break_duration_max: float | None = _check(POSITIVE, None, optional=True)
+    half_open_max_calls: int = _check(integer(1), 1)
+    slow_call_duration: float | None = _check(POSITIVE, None, optional=True)
+    slow_call_ratio: float | None = _check(
+        Check("a number > 0 and <= 1", lambda v: RATIO.accepts(v) and v > 0, float),
+        None,
+        optional=True,
+    )
+    partition: str = _check(_PARTITION, "origin")
+    max_partitions: int = _check(integer(1), DEFAULT_MAX_PARTITIONS)
+
+    def _cross_checks(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.break_duration_max is not None and self.break_duration_max < self.break_duration:
+            problems.append(
+                (
+                    "break_duration_max",
+                    f"expected a number >= break_duration ({self.break_duration!r}), "
+                    f"got {self.break_duration_max!r}",
+                )
+            )
+        if self.slow_call_ratio is not None and self.slow_call_duration is None:
+            problems.append(("slow_call_ratio", "needs slow_call_duration to be set"))
+        if self.window == "count" and self.minimum_throughput > self.window_size:
+            problems.append(
+                (
+                    "minimum_throughput",
+                    f"expected at most window_size ({self.window_size}), "
+                    f"got {self.minimum_throughput}",
+                )
+            )
+        return problems
+
+
+@dataclass(frozen=True)
+class BulkheadOptions(_Options):
+    """Options of a :class:`~httpx_resilience.Bulkhead` (``partition``: ``"none"``, the
+    default, or ``"origin"``)."""
+
+    max_concurrent: int = _check(integer(1))
+    max_queue: int = _check(integer(0), 0)
+    queue_timeout: float | None = _check(NON_NEGATIVE, None, optional=True)
+    partition: str = _check(_PARTITION, "none")
+    max_partitions: int = _check(integer(1), DEFAULT_MAX_PARTITIONS)
+
+
+@dataclass(frozen=True)
+class RedisOptions(_Options):
+    """A Redis server shared by every process: the rate limit's backend."""
+
+    url: str = _check(_REDIS_URL)
+    prefix: str = _check(TEXT, "httpx-resilience")
+    failure_mode: str = _check(choice("open", "closed"), "open")
+    timeout: float = _check(POSITIVE, 0.1)
+    retry_interval: float = _check(NON_NEGATIVE, 1.0)
+    max_connections: int | None = _check(integer(1), None, optional=True)
+
+
+@dataclass(frozen=True)
+class RateLimitOptions(_Options):
+    """Options of a :class:`~httpx_resilience.RateLimiter` (``partition``: ``"none"``, the
+    default, or ``"origin"``; ``backend``: in memory unless a :class:`RedisOptions`)."""
+
+    rate: float = _check(POSITIVE)
+    burst: float | None = _check(
+        Check("a finite number >= 1", lambda v: POSITIVE.accepts(v) and v >= 1, float),
+        None,
+        optional=True,
+    )
+    max_wait: float = _check(NON_NEGATIVE, 0.0)
+    partition: str = _check(_PARTITION, "none")
+    max_partitions: int = _check(integer(1), DEFAULT_MAX_PARTITIONS)
+    backend: RedisOptions | None = None
+
+    def _cross_checks(self) -> list[tuple[str, str]]:
+        if not POSITIVE.accepts(self.rate):
+            return []  # already refused (a shadow of invalid options)
+        problem = rate_problem(self.rate)
+        return [] if problem is None else [("rate", f"expected {problem}")]
+
+
+@dataclass(frozen=True)
+class CacheOptions(_Options):
+    """Options of a :class:`~httpx_resilience.ResponseCache`."""
+
+    maxsize: int = _check(integer(1), 1000)
+    ttl: float = _check(POSITIVE, 300.0)
+    max_body_bytes: int = _check(integer(0), 1024 * 1024)
+    max_bytes: int = _check(integer(1), 64 * 1024 * 1024)
+    identity_headers: tuple[str, ...] = _check(_HEADER_NAMES, ())
+    store_private: bool = _check(_NEVER, False)
+
+
+@dataclass(frozen=True)
+class AlternateOptions(_Options):
+    """An :class:`~httpx_resilience.Alternate`: a ``base_url`` and the ``profile`` whose
+    pipeline it runs through (its own breaker and limits), both optional."""
+
+    base_url: str | None = _check(_HTTP_URL, None, optional=True)
+    profile: str | None = _check(TEXT, None, optional=True)
+    send_non_idempotent: bool = _check(BOOLEAN, False)
+    forward_credentials: bool = _check(BOOLEAN, False)
+    identity_headers: tuple[str, ...] = _check(_HEADER_NAMES, ())
+
+
+@dataclass(frozen=True)
+class FallbackOptions(_Options):
+    """Options of a :class:`~httpx_resilience.Fallback`: a cache, an alternate, or both."""
+
+    cache: CacheOptions | None = None
+    alternate: AlternateOptions | None = None
+
+    def _cross_checks(self) -> list[tuple[str, str]]:
+        if self.cache is None and self.alternate is None:
+            return [("", "expected a cache, an alternate or both")]
+        return []
+
+
+@dataclass(frozen=True)
+class HedgingOptions(_Options):
+    """Options of :class:`~httpx_resilience.Hedging` (its budget is the retry's, if any)."""
+
+    max_hedged_attempts: int = _check(integer(1, 10), 1)
+    delay: float = _check(NON_NEGATIVE, 2.0)
+
+
+@dataclass(frozen=True)
+class Profile(_Options):
+    """A declarative, validated description of one pipeline.
+
+    Each field is one policy, ``None`` when the profile has none. The pipeline they build is,
+    outermost first: fallback, total timeout, retry, hedging, circuit breaker, bulkhead, rate
+    limit, attempt timeout. Polly's cross-policy rules are enforced: the attempt timeout is at
+    most the total timeout, and a time-window breaker samples at least twice the attempt
+    timeout.
+
+    Attributes:
+        retry_non_idempotent: Retry and hedge POST and PATCH requests of this profile even
+            without an ``Idempotency-Key``.
+    """
+
+    total_timeout: float | None = _check(POSITIVE, None, optional=True)
+    attempt_timeout: float | None = _check(POSITIVE, None, optional=True)
+    retry: RetryOptions | None = None
+    hedging: HedgingOptions | None = None
+    circuit_breaker: CircuitBreakerOptions | None = None
+    bulkhead: BulkheadOptions | None = None
+    rate_limit: RateLimitOptions | None = None
+    fallback: FallbackOptions | None = None
+    retry_non_idempotent: bool = _check(BOOLEAN, False)
+
+    #: The order policies are built in, outermost first.
+    ORDER: ClassVar[tuple[str, ...]] = (
+        "fallback",
+        "total_timeout",
+        "retry",
+        "hedging",
+        "circuit_breaker",
+        "bulkhead",
+        "rate_limit",
+        "attempt_timeout",
+    )
+
+    @classmethod
+    def standard(cls) -> Profile:
+        """The profile of :meth:`Pipeline.standard() <httpx_resilience.Pipeline.standard>`."""
+        return cls(
+            total_timeout=30.0,
+            attempt_timeout=10.0,
+            retry=RetryOptions(),
+            circuit_breaker=CircuitBreakerOptions(),
+        )
+
+    def _cross_checks(self) -> list[tuple[str, str]]:
+        problems = []
+        total, attempt = self.total_timeout, self.attempt_timeout
+        if total is not None and attempt is not None and attempt > total:
+            problems.append(
+                (
+                    "attempt_timeout",
+                    f"expected at most total_timeout ({total!r}), got {attempt!r}",
+                )
+            )
+        breaker = self.circuit_breaker
+        if (
+            breaker is not None
+            and breaker.window == "time"
+            and attempt is not None
+            and breaker.sampling_duration < 2 * attempt
+        ):
+            problems.append(
+                (
+                    "circuit_breaker.sampling_duration",
+                    f"expected at least twice attempt_timeout ({2 * attempt!r}), "
+                    f"got {breaker.sampling_duration!r}",
+                )
+            )
+        alternate = self.fallback.alternate if self.fallback else None
+        if alternate is not None and alternate.base_url is None:
+            problems.append(("fallback.alternate.base_url", "required"))
+        return problems
+
+    def build(
+        self,
+        *,
+        clock: Clock | None = None,
+        listeners: Iterable[Listener] = (),
+        include_query: bool = False,
+        registry: Registry | None = None,
+        redact_path: PathRedaction | None = None,
+    ) -> Pipeline:
+        """Build the pipeline this profile describes.
+
+        Args:
+            clock: The clock of every policy.
+            listeners: Event listeners.
+            include_query: Let events show the query string of request URLs.
+            registry: Where an alternate's ``profile`` is looked up.
+            redact_path: Redact URL paths in events (see :meth:`Pipeline.builder
+                <httpx_resilience.Pipeline.builder>`).
+        """
+        return build_pipeline(
+            self,
+            clock=clock,
+            listeners=listeners,
+            include_query=include_query,
+            registry=registry,
+            redact_path=redact_path,
+        )
+
+
+_OFF: Any = object()
+
+
+def settings(profile: Profile) -> dict[str, Any]:
+    """A profile's effective settings as flat ``key.path: value`` pairs, in schema order (for
+    ``check``): a policy's own row says ``"on"`` or ``"off"``; the keys of a policy that is off
+    have the value :data:`_OFF`."""
+    flat: dict[str, Any] = {}
+
+    def walk(cls: type, value: Any, path: str) -> None:
+        hints = _field_types(cls)
+        for f in fields(cls):
+            key = f"{path}.{f.name}" if path else f.name
+            own = _OFF if value is _OFF else getattr(value, f.name)
+            nested = _options_class(hints[f.name])
+            if nested is None:
+                flat[key] = own
+                continue
+            flat[key] = own if own is _OFF else ("off" if own is None else "on")
+            walk(nested, _OFF if own is None else own, key)
+
+    walk(Profile, profile, "")
+    return flat
+
+
+def _as_mapping(profile: Profile) -> dict[str, Any]:
+    """A profile as the mapping a file would give (for ``extends`` of a built-in default)."""
+
+    def convert(value: Any) -> Any:
+        if is_dataclass(value) and not isinstance(value, type):
+            return {
+                f.name: convert(getattr(value, f.name))
+                for f in fields(value)
+                if getattr(value, f.name) is not None
+            }
+        return value
+
+    result: dict[str, Any] = convert(profile)
+    for f in fields(profile):
+        if getattr(profile, f.name) is None and _options_class(_field_types(Profile)[f.name]):
+            result[f.name] = False
+    return result
