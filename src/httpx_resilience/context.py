@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ._names import callable_name
 from .outcome import GENERIC_CLASSIFIER, Classifier, Outcome
 from .telemetry import NO_TELEMETRY, Telemetry
 
@@ -350,7 +351,7 @@ def hashed(
         return "hash:" + hashlib.blake2b(data, digest_size=12, key=secret).hexdigest()
 
     # describe() names the key function by its __qualname__: say what it is, never the salt.
-    digest.__qualname__ = digest.__name__ = f"hashed({getattr(key, '__qualname__', 'key')})"
+    digest.__qualname__ = digest.__name__ = f"hashed({callable_name(key)})"
     return digest
 
 

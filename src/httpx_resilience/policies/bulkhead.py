@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import anyio
 
 from .._clock import SYSTEM_CLOCK, Clock, wait_for_event
+from .._names import callable_name
 from ..context import Context
 from ..errors import BulkheadRejected
 from ..telemetry import emit
@@ -108,7 +109,7 @@ class Bulkhead:
                 "max_concurrent": self._max_concurrent,
                 "max_queue": self._max_queue,
                 "queue_timeout": self._queue_timeout,
-                "key": None if self._key is None else getattr(self._key, "__qualname__", "key"),
+                "key": None if self._key is None else callable_name(self._key),
                 "max_partitions": self._partitions.max_partitions,
             },
             "state": {

@@ -22,6 +22,7 @@ import anyio
 import cachetools
 
 from .._clock import SYSTEM_CLOCK, Clock, wait_for_event
+from .._names import callable_name
 from ..backends import RateLimitBackend, StoreUnavailable, TokenStore
 from ..context import Context
 from ..errors import RateLimitRejected
@@ -161,7 +162,7 @@ class RateLimiter:
                 "rate": self._rate,
                 "burst": self._burst,
                 "max_wait": self._max_wait,
-                "key": None if self._key is None else getattr(self._key, "__qualname__", "key"),
+                "key": None if self._key is None else callable_name(self._key),
                 "max_partitions": self._partitions.max_partitions,
                 "backend": None if self._shared is None else "shared",
             },

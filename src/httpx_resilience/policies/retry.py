@@ -21,8 +21,9 @@ from typing import Any, TypeVar, cast
 import tenacity
 
 from .._clock import SYSTEM_CLOCK, Clock
+from .._names import callable_name
 from ..context import Attempt, Context
-from ..outcome import Outcome
+from ..outcome import Outcome, predicate_text
 from ..telemetry import emit
 from ._validate import BOOLEAN, at_least, positive
 from .budget import RetryBudget, deposit_once
@@ -43,7 +44,7 @@ def _strategy_name(strategy: object) -> str:
     """A tenacity strategy as ``wait_random_exponential(multiplier=0.2, max=10.0)``."""
     fields = getattr(strategy, "__dict__", {})
     if not fields:
-        return getattr(strategy, "__qualname__", type(strategy).__name__)
+        return callable_name(strategy)
     arguments = ", ".join(f"{k}={v!r}" for k, v in fields.items() if not k.startswith("_"))
     return f"{type(strategy).__name__}({arguments})"
 
@@ -154,7 +155,7 @@ class Retry:
                 "base_delay": self._base_delay,
                 "max_delay": self._max_delay,
                 "stop": None if self._stop is None else _strategy_name(self._stop),
-                "handle": None if self._handle is None else repr(self._handle),
+                "handle": None if self._handle is None else predicate_text(self._handle),
                 "respect_retry_after": self._respect_retry_after,
                 "max_retry_after": self._max_retry_after,
                 "budget": None
