@@ -202,8 +202,9 @@ class Context:
         self._report: ExecutionReport | None = None
         self._call: Callable[[], Awaitable[Any]] | None = None
         self._telemetry: Telemetry = NO_TELEMETRY
-        # The asyncio task running this execution, looked up once by the first policy that
-        # needs it (looking it up costs a system call on Python 3.11): see ``running_task``.
+        # The asyncio task running this execution (None outside asyncio), looked up once by the
+        # first Timeout that needs it (looking it up costs a system call on Python 3.11): see
+        # ``Timeout.execute`` in policies/timeout.py.
         self._task: Any = _UNKNOWN
 
     @property

@@ -84,6 +84,7 @@ class Retry:
         "_max_delay",
         "_max_retry_after",
         "_respect_retry_after",
+        "_retrying",
         "_stop",
     )
 
@@ -133,6 +134,14 @@ class Retry:
         )
         self._budget = budget
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        # What tenacity's RetryCallState is built with: the strategies a wait or stop strategy
+        # reading ``retry_state.retry_object`` finds are this policy's own. Never run itself.
+        self._retrying = tenacity.AsyncRetrying(
+            wait=self._backoff,
+            stop=stop if stop is not None else tenacity.stop_never,
+            sleep=self._clock.sleep,
+            reraise=True,
+        )
 
     @property
     def max_attempts(self) -> int | None:
@@ -230,7 +239,7 @@ class Retry:
                 ):
                     return attempt.result
             if state is None:
-                state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+                state = tenacity.RetryCallState(self._retrying, None, (), {})
                 state.start_time = start
             delay = self._next_delay(context, state, attempt, ended)
             if delay is None:
