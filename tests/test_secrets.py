@@ -20,13 +20,19 @@ from httpx_resilience import (
     BulkheadRejected,
     CircuitBreaker,
     Context,
+    Fallback,
+    Hedging,
+    Outcome,
     Pipeline,
     RateLimiter,
     RateLimitRejected,
     Registry,
     ResilienceEvent,
     ResilientClient,
+    Retry,
     by_header,
+    handle_exceptions,
+    handle_results,
     hashed,
 )
 from httpx_resilience.telemetry import Listener, OpenTelemetryListener
@@ -186,6 +192,37 @@ def test_describe_names_a_key_function_without_its_arguments() -> None:
         "by_header('X-Api-Key')"
     )
     assert CircuitBreaker(key=hashed(api_key)).describe()["options"]["key"] == "hashed(api_key)"
+
+
+def test_describe_names_every_callable_without_its_arguments() -> None:
+    import functools
+
+    def refused(outcome: Outcome[Any], token: str) -> bool:
+        return False
+
+    def delay_for(context: Context, token: str) -> float:
+        return 1.0
+
+    def lookup(context: Context, token: str) -> str:
+        return token
+
+    handle = functools.partial(refused, token=SECRET)
+    composed = handle_exceptions(ValueError) | handle
+    policies: list[Any] = [
+        Retry(handle=handle),
+        Retry(handle=composed),
+        Retry(handle=handle_results(functools.partial(bool, SECRET))),
+        Hedging(handle=handle, delay=functools.partial(delay_for, token=SECRET)),
+        CircuitBreaker(handle=handle, key=hashed(functools.partial(lookup, token=SECRET))),
+        Fallback(value=None, handle=handle),
+    ]
+    for policy in policies:
+        assert_nowhere(SECRET, policy.describe())
+    # Named by what they are: the function's name, else the class of the callable.
+    assert Retry(handle=handle).describe()["options"]["handle"] == "partial"
+    assert Retry(handle=composed).describe()["options"]["handle"] == (
+        "(handle_exceptions(ValueError) | partial)"
+    )
 
 
 # -- paths ---------------------------------------------------------------------------------------

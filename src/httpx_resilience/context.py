@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ._names import callable_name
 from .outcome import GENERIC_CLASSIFIER, Classifier, Outcome
 from .telemetry import NO_TELEMETRY, Telemetry
 
@@ -201,8 +202,9 @@ class Context:
         self._report: ExecutionReport | None = None
         self._call: Callable[[], Awaitable[Any]] | None = None
         self._telemetry: Telemetry = NO_TELEMETRY
-        # The asyncio task running this execution, looked up once by the first policy that
-        # needs it (looking it up costs a system call on Python 3.11): see ``running_task``.
+        # The asyncio task running this execution (None outside asyncio), looked up once by the
+        # first Timeout that needs it (looking it up costs a system call on Python 3.11): see
+        # ``Timeout.execute`` in policies/timeout.py.
         self._task: Any = _UNKNOWN
 
     @property
@@ -350,7 +352,7 @@ def hashed(
         return "hash:" + hashlib.blake2b(data, digest_size=12, key=secret).hexdigest()
 
     # describe() names the key function by its __qualname__: say what it is, never the salt.
-    digest.__qualname__ = digest.__name__ = f"hashed({getattr(key, '__qualname__', 'key')})"
+    digest.__qualname__ = digest.__name__ = f"hashed({callable_name(key)})"
     return digest
 
 

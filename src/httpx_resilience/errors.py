@@ -9,6 +9,7 @@ same exceptions are also :class:`httpx.TransportError` (and :class:`TimeoutRejec
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "BrokenCircuitError",
@@ -23,6 +24,16 @@ __all__ = [
 
 class ResilienceError(Exception):
     """Base class of every rejection made by a policy rather than by the dependency."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default calls the class with `args` alone, which the keyword-only attributes
+        # (timeout, retry_after) refuse; rebuild without `__init__`, then restore the attributes
+        # (and, for the HTTP layer's subclasses, the request).
+        return _rebuild, (type(self), self.args), self.__dict__
+
+
+def _rebuild(cls: type[ResilienceError], args: tuple[Any, ...]) -> ResilienceError:
+    return cls.__new__(cls, *args)
 
 
 class TimeoutRejected(ResilienceError):

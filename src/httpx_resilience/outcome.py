@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast
 
+from ._names import callable_name
 from .errors import ResilienceError, TimeoutRejected
 
 __all__ = [
@@ -73,23 +74,31 @@ class OutcomePredicate:
 
     def __init__(self, fn: Callable[[Outcome[Any]], bool], text: str | None = None) -> None:
         self._fn = fn
-        self._text = text or _text(fn)
+        self._text = text or predicate_text(fn)
 
     def __call__(self, outcome: Outcome[Any]) -> bool:
         """Apply the predicate."""
         return self._fn(outcome)
 
     def __or__(self, other: Callable[[Outcome[Any]], bool]) -> OutcomePredicate:
-        return OutcomePredicate(lambda o: self._fn(o) or other(o), f"({self} | {_text(other)})")
+        return OutcomePredicate(
+            lambda o: self._fn(o) or other(o), f"({self} | {predicate_text(other)})"
+        )
 
     def __ror__(self, other: Callable[[Outcome[Any]], bool]) -> OutcomePredicate:
-        return OutcomePredicate(lambda o: other(o) or self._fn(o), f"({_text(other)} | {self})")
+        return OutcomePredicate(
+            lambda o: other(o) or self._fn(o), f"({predicate_text(other)} | {self})"
+        )
 
     def __and__(self, other: Callable[[Outcome[Any]], bool]) -> OutcomePredicate:
-        return OutcomePredicate(lambda o: self._fn(o) and other(o), f"({self} & {_text(other)})")
+        return OutcomePredicate(
+            lambda o: self._fn(o) and other(o), f"({self} & {predicate_text(other)})"
+        )
 
     def __rand__(self, other: Callable[[Outcome[Any]], bool]) -> OutcomePredicate:
-        return OutcomePredicate(lambda o: other(o) and self._fn(o), f"({_text(other)} & {self})")
+        return OutcomePredicate(
+            lambda o: other(o) and self._fn(o), f"({predicate_text(other)} & {self})"
+        )
 
     def __invert__(self) -> OutcomePredicate:
         return OutcomePredicate(lambda o: not self._fn(o), f"~{self}")
@@ -98,10 +107,13 @@ class OutcomePredicate:
         return self._text
 
 
-def _text(fn: object) -> str:
+def predicate_text(fn: object) -> str:
+    """How ``describe()`` and composed predicates show a predicate: an :class:`OutcomePredicate`
+    by its text, any other callable by its name (never its ``repr``, see
+    :func:`~httpx_resilience._names.callable_name`)."""
     if isinstance(fn, OutcomePredicate):
         return str(fn)
-    return str(getattr(fn, "__qualname__", None) or repr(fn))
+    return callable_name(fn)
 
 
 def handle_exceptions(
@@ -139,7 +151,7 @@ def handle_results(predicate: Callable[[Any], bool]) -> OutcomePredicate:
     def check(outcome: Outcome[Any]) -> bool:
         return outcome.exception is None and bool(predicate(outcome.result))
 
-    return OutcomePredicate(check, f"handle_results({_text(predicate)})")
+    return OutcomePredicate(check, f"handle_results({predicate_text(predicate)})")
 
 
 def _is_rejection(exc: BaseException) -> bool:

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from httpx_resilience import Context, RateLimiter
 from httpx_resilience.backends import RateLimitBackend, StoreUnavailable, TokenStore
-from httpx_resilience.policies.rate_limit import _SharedRateLimiter
 from httpx_resilience.telemetry import EVENT_NAMES
 
 redis_asyncio = pytest.importorskip("redis.asyncio", reason="the redis extra is not installed")
@@ -125,17 +124,17 @@ def test_the_backend_repr_never_shows_the_client() -> None:
     assert isinstance(backend, RateLimitBackend)
 
 
-def test_a_limiter_with_a_backend_is_a_shared_rate_limiter() -> None:
+def test_a_limiter_with_a_backend_is_a_rate_limiter_drawing_from_the_store() -> None:
     backend = RedisBackend(redis_asyncio.Redis())
     limiter = RateLimiter(rate=5, burst=2, backend=backend)
-    assert isinstance(limiter, RateLimiter)
-    assert type(limiter) is _SharedRateLimiter
+    # One class: the token source (memory or the store) is chosen when it is built.
+    assert type(limiter) is RateLimiter
     assert repr(limiter) == (
         "RateLimiter(rate=5, burst=2, max_wait=0, partitioned=False, shared=True)"
     )
-    # Without one it is the plain in-memory limiter, whose execute() never looks at a backend.
+    assert limiter.describe()["options"]["backend"] == "shared"
     assert type(RateLimiter(rate=5)) is RateLimiter
-    assert type(RateLimiter(rate=5, backend=None)) is RateLimiter
+    assert RateLimiter(rate=5, backend=None).describe()["options"]["backend"] is None
 
 
 def test_a_bad_backend_is_named() -> None:

@@ -223,10 +223,14 @@ async def test_open_falls_back_to_a_local_bucket_of_the_same_rate_and_burst() ->
     assert len(store.calls) == 1
 
 
-def test_a_subclass_of_rate_limiter_cannot_silently_ignore_a_backend() -> None:
+async def test_a_subclass_of_rate_limiter_never_silently_ignores_a_backend() -> None:
     class Mine(RateLimiter):
         __slots__ = ()
 
-    assert type(Mine(rate=1)) is Mine
-    with pytest.raises(TypeError, match="Mine: a subclass of RateLimiter cannot take backend="):
-        Mine(rate=1, backend=ScriptedBackend(ScriptedStore()))
+    store = ScriptedStore()
+    limiter = Mine(rate=1, backend=ScriptedBackend(store))
+    assert type(limiter) is Mine
+    await Pipeline([limiter]).execute(noop)
+    await Pipeline([limiter]).execute(noop)
+    assert len(store.calls) == 2  # both tokens from the store: its one in memory is untouched
+    assert limiter.available() == 1

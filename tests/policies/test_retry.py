@@ -203,6 +203,23 @@ async def test_backoff_receives_tenacitys_retry_state() -> None:
     assert states == [(1, 0.0, 0.0, True), (2, 1.0, 1.0, True)]
 
 
+async def test_backoff_and_stop_see_the_retry_they_belong_to() -> None:
+    # As under tenacity itself, ``retry_state.retry_object`` holds the strategies in use.
+    seen: list[tenacity.BaseRetrying] = []
+
+    def backoff(state: tenacity.RetryCallState) -> float:
+        seen.append(state.retry_object)
+        return 1.0
+
+    def stop(state: tenacity.RetryCallState) -> bool:
+        seen.append(state.retry_object)
+        return False
+
+    call = Flaky(1)
+    await Pipeline([Retry(backoff=backoff, stop=stop, clock=FakeClock())]).execute(call)
+    assert [(r.wait, r.stop) for r in seen] == [(backoff, stop), (backoff, stop)]
+
+
 # -- the default backoff: full jitter --------------------------------------------------------
 
 
@@ -217,7 +234,7 @@ def test_default_backoff_stays_within_full_jitter_bounds(
 ) -> None:
     """Wait n (1-based) is uniform in [0, min(cap, base * 2**(n-1))]."""
     retry = Retry(base_delay=base, max_delay=cap, max_attempts=8)
-    state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+    state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
     random.seed(seed)
     for n in range(1, 8):
         state.attempt_number = n

@@ -1,29 +1,65 @@
 """Rejections leaving the HTTP layer are also httpx errors.
 
 Inside a pipeline, policies raise the plain :class:`~httpx_resilience.ResilienceError` classes.
-At the edge of the HTTP layer each one is re-raised as an instance of a subclass that also
-derives from :class:`httpx.TransportError` (:class:`httpx.TimeoutException` for
+At the edge of the HTTP layer each one is re-raised as an instance of its subclass here, which
+also derives from :class:`httpx.TransportError` (:class:`httpx.TimeoutException` for
 :class:`~httpx_resilience.TimeoutRejected`), so both ``except BrokenCircuitError`` and
 ``except httpx.TransportError`` catch it, and ``exc.request`` works as httpx users expect.
+
+Each subclass keeps the name of the class it extends, so logs and telemetry name the rejection
+the same whichever side of the HTTP layer it was raised on.
 """
 
 from __future__ import annotations
 
 import httpx
 
-from ..errors import ResilienceError, TimeoutRejected
+from .. import errors
+from ..errors import ResilienceError
 
-_variants: dict[type[ResilienceError], type[ResilienceError]] = {}
+
+class TimeoutRejected(errors.TimeoutRejected, httpx.TimeoutException):
+    """A :class:`~httpx_resilience.TimeoutRejected` raised through the HTTP layer."""
+
+
+class BrokenCircuitError(errors.BrokenCircuitError, httpx.TransportError):
+    """A :class:`~httpx_resilience.BrokenCircuitError` raised through the HTTP layer."""
+
+
+class IsolatedCircuitError(errors.IsolatedCircuitError, BrokenCircuitError):
+    """An :class:`~httpx_resilience.IsolatedCircuitError` raised through the HTTP layer."""
+
+
+class BulkheadRejected(errors.BulkheadRejected, httpx.TransportError):
+    """A :class:`~httpx_resilience.BulkheadRejected` raised through the HTTP layer."""
+
+
+class RateLimitRejected(errors.RateLimitRejected, httpx.TransportError):
+    """A :class:`~httpx_resilience.RateLimitRejected` raised through the HTTP layer."""
+
+
+_VARIANTS: dict[type[ResilienceError], type[ResilienceError]] = {
+    errors.TimeoutRejected: TimeoutRejected,
+    errors.BrokenCircuitError: BrokenCircuitError,
+    errors.IsolatedCircuitError: IsolatedCircuitError,
+    errors.BulkheadRejected: BulkheadRejected,
+    errors.RateLimitRejected: RateLimitRejected,
+}
 
 
 def _http_variant(cls: type[ResilienceError]) -> type[ResilienceError]:
-    variant = _variants.get(cls)
+    variant = _VARIANTS.get(cls)
     if variant is not None:
         return variant
-    base = httpx.TimeoutException if issubclass(cls, TimeoutRejected) else httpx.TransportError
+    # A rejection class of the application's own (a subclass of one of ours, raised by its own
+    # policy): built once, as the library's used to be. It keeps the application's class, so
+    # its `except` clauses still match.
+    base = (
+        httpx.TimeoutException if issubclass(cls, errors.TimeoutRejected) else httpx.TransportError
+    )
     variant = type(cls.__name__, (cls, base), {"__module__": cls.__module__})
     variant.__qualname__ = cls.__qualname__
-    _variants[cls] = variant
+    _VARIANTS[cls] = variant
     return variant
 
 

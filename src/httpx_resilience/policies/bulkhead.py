@@ -9,41 +9,25 @@ dependency costs a bounded number of waiting callers and the rest fail fast.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import anyio
-
-from .._clock import SYSTEM_CLOCK, Clock, wait_for_event
+from .._clock import SYSTEM_CLOCK, Clock
+from .._names import callable_name
 from ..context import Context
 from ..errors import BulkheadRejected
 from ..telemetry import emit
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
 from ._validate import at_least, positive_or_none
+from ._waiters import WaitQueue, where
 
 __all__ = ["Bulkhead"]
 
 T = TypeVar("T")
 
 
-class _Waiter:
-    __slots__ = ("event", "granted")
-
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-        self.granted = False
-
-
-class _Compartment:
-    """The slots and queue of one partition."""
-
-    __slots__ = ("__weakref__", "active", "key", "waiters")
-
-    def __init__(self, key: str | None) -> None:
-        self.key = key
-        self.active = 0
-        self.waiters: deque[_Waiter] = deque()
+# The slots and queue of one partition: ``active`` calls in, the rest waiting their turn.
+_Compartment = WaitQueue
 
 
 class Bulkhead:
@@ -108,7 +92,7 @@ class Bulkhead:
                 "max_concurrent": self._max_concurrent,
                 "max_queue": self._max_queue,
                 "queue_timeout": self._queue_timeout,
-                "key": None if self._key is None else getattr(self._key, "__qualname__", "key"),
+                "key": None if self._key is None else callable_name(self._key),
                 "max_partitions": self._partitions.max_partitions,
             },
             "state": {
@@ -149,16 +133,8 @@ class Bulkhead:
         try:
             return await next(context)
         finally:
-            self._release(compartment)
-
-    def _release(self, compartment: _Compartment) -> None:
-        if compartment.waiters:
-            # Hand the slot straight to the longest waiter, so nobody can overtake the queue.
-            waiter = compartment.waiters.popleft()
-            waiter.granted = True
-            waiter.event.set()
-        else:
-            compartment.active -= 1
+            # Handed straight to the longest waiter, so nobody can overtake the queue.
+            compartment.release()
 
     async def _queue(self, compartment: _Compartment, context: Context) -> None:
         now = self._monotonic()
@@ -168,18 +144,7 @@ class Bulkhead:
             timeout = left if timeout is None else min(timeout, left)
         if len(compartment.waiters) >= self._max_queue or (timeout is not None and timeout <= 0):
             self._reject(compartment, context, now, "full")
-        waiter = _Waiter()
-        compartment.waiters.append(waiter)
-        try:
-            await wait_for_event(waiter.event, timeout, self._clock)
-        except BaseException:
-            if waiter.granted:
-                self._release(compartment)  # granted as we were cancelled: pass the slot on
-            else:
-                compartment.waiters.remove(waiter)
-            raise
-        if not waiter.granted:
-            compartment.waiters.remove(waiter)
+        if await compartment.wait(timeout, self._clock) is not None:
             self._reject(compartment, context, self._monotonic(), "queue_timeout")
 
     def _reject(self, compartment: _Compartment, context: Context, now: float, reason: str) -> None:
@@ -193,14 +158,12 @@ class Bulkhead:
             active=compartment.active,
             queued=len(compartment.waiters),
         )
-        where = (
-            "the bulkhead" if compartment.key is None else f"the bulkhead for {compartment.key!r}"
-        )
+        bulkhead = where("the bulkhead", compartment.key)
         if reason == "full":
             message = (
-                f"{where} is full ({compartment.active} of {self._max_concurrent} calls in, "
+                f"{bulkhead} is full ({compartment.active} of {self._max_concurrent} calls in, "
                 f"{len(compartment.waiters)} of {self._max_queue} queued)"
             )
         else:
-            message = f"{where} had no free slot in time ({self._max_concurrent} calls in)"
+            message = f"{bulkhead} had no free slot in time ({self._max_concurrent} calls in)"
         raise BulkheadRejected(message)

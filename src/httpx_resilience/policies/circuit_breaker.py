@@ -21,9 +21,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from .._clock import SYSTEM_CLOCK, Clock
+from .._names import callable_name
 from ..context import Context
 from ..errors import BrokenCircuitError, IsolatedCircuitError
-from ..outcome import Outcome, _is_rejection
+from ..outcome import Outcome, _is_rejection, predicate_text
 from ..telemetry import emit
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
 from ._validate import at_least, integer, positive, positive_or_none, ratio
@@ -181,11 +182,6 @@ def _not_closed(circuit: _Circuit) -> bool:
     return circuit.state is not _CLOSED
 
 
-def _name_of(fn: object) -> str:
-    # Not repr(fn): a partial or a callable object may show the arguments it holds (a token).
-    return str(getattr(fn, "__qualname__", None) or type(fn).__name__)
-
-
 class CircuitBreaker:
     """Reject calls at once while a dependency keeps failing.
 
@@ -324,8 +320,8 @@ class CircuitBreaker:
                 "half_open_max_calls": self._half_open_max_calls,
                 "slow_call_duration": self._slow_call_duration,
                 "slow_call_ratio": self._slow_call_ratio,
-                "handle": None if self._handle is None else repr(self._handle),
-                "key": None if self._key is None else _name_of(self._key),
+                "handle": None if self._handle is None else predicate_text(self._handle),
+                "key": None if self._key is None else callable_name(self._key),
                 "max_partitions": self._partitions.max_partitions,
             },
             "state": {

@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from .._clock import SYSTEM_CLOCK, Clock
 from ..context import Attempt, Context
 from ..errors import ResilienceError
-from ..outcome import Outcome
+from ..outcome import Outcome, predicate_text
 from ..telemetry import describe_outcome, emit
 
 __all__ = ["Fallback", "FallbackSource"]
@@ -163,7 +163,7 @@ class Fallback:
             "policy": "fallback",
             "options": {
                 "sources": [s.name for s in self._sources],
-                "handle": None if self._handle is None else repr(self._handle),
+                "handle": None if self._handle is None else predicate_text(self._handle),
             },
             "state": {},
         }

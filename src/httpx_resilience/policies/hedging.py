@@ -24,8 +24,9 @@ from typing import Any, TypeVar
 import anyio
 
 from .._clock import SYSTEM_CLOCK, Clock, wait_for_event
+from .._names import callable_name
 from ..context import Attempt, Context
-from ..outcome import Outcome, _is_rejection
+from ..outcome import Outcome, _is_rejection, predicate_text
 from ..telemetry import emit
 from ._validate import at_least, positive
 from .budget import RetryBudget, deposit_once
@@ -88,8 +89,8 @@ class Hedging:
             "policy": "hedging",
             "options": {
                 "max_hedged_attempts": self._max_hedged_attempts,
-                "delay": delay if not callable(delay) else getattr(delay, "__qualname__", "delay"),
-                "handle": None if self._handle is None else repr(self._handle),
+                "delay": delay if not callable(delay) else callable_name(delay),
+                "handle": None if self._handle is None else predicate_text(self._handle),
                 "budget": None
                 if self._budget is None
                 else {

@@ -14,20 +14,20 @@ limit in total; without it, they stay in memory, on the fast path.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
-import anyio
 import cachetools
 
-from .._clock import SYSTEM_CLOCK, Clock, wait_for_event
+from .._clock import SYSTEM_CLOCK, Clock
+from .._names import callable_name
 from ..backends import RateLimitBackend, StoreUnavailable, TokenStore
 from ..context import Context
 from ..errors import RateLimitRejected
 from ..telemetry import emit
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
 from ._validate import derived, positive, rate_problem
+from ._waiters import WaitQueue, where
 
 __all__ = ["RateLimiter"]
 
@@ -36,18 +36,19 @@ T = TypeVar("T")
 _EPSILON = 1e-9
 
 
-class _Bucket:
-    """The tokens and the queue of one partition."""
+class _Bucket(WaitQueue):
+    """The tokens and the queue of one partition.
 
-    __slots__ = ("__weakref__", "key", "tokens", "updated", "waiters")
+    Its one place (``active``) is the turn to take the next token: the call holding it sleeps
+    until the token is there, the others wait for their turn.
+    """
+
+    __slots__ = ("tokens", "updated")
 
     def __init__(self, key: str | None, tokens: float, now: float) -> None:
-        self.key = key
+        super().__init__(key)
         self.tokens = tokens
         self.updated = now
-        # Waiting calls in arrival order; the first one sleeps until the next token, the others
-        # until they are first.
-        self.waiters: deque[anyio.Event] = deque()
 
 
 class RateLimiter:
@@ -85,13 +86,6 @@ class RateLimiter:
         "_shared",
     )
 
-    def __new__(cls, *args: Any, backend: Any = None, **options: Any) -> RateLimiter:
-        # A limiter with a backend is a _SharedRateLimiter, whose execute() goes to the store:
-        # the in-memory execute() below stays as it is, without even a test of the backend.
-        if backend is not None and cls is RateLimiter:
-            cls = _SharedRateLimiter
-        return object.__new__(cls)
-
     def __init__(
         self,
         *,
@@ -116,6 +110,9 @@ class RateLimiter:
         self._key = key
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self._monotonic = self._clock.monotonic
+        # The token source, chosen here: this process's memory (the buckets below) or, with a
+        # backend, a shared store, for which the buckets below stand in when it fails
+        # (failure_mode="open").
         self._bucket = _Bucket(None, self._burst, self._monotonic())
         self._partitions: Partitions[_Bucket] = Partitions(
             "RateLimiter", self._new_bucket, max_partitions
@@ -126,13 +123,6 @@ class RateLimiter:
                 raise ValueError(
                     "RateLimiter: backend must be None or a rate-limit backend such as "
                     f"RedisBackend, got {backend!r}"
-                )
-            if not isinstance(self, _SharedRateLimiter):
-                # A subclass of RateLimiter keeps the in-memory execute(): it would ignore the
-                # backend without a word.
-                raise TypeError(
-                    f"{type(self).__name__}: a subclass of RateLimiter cannot take backend=; "
-                    "use RateLimiter itself"
                 )
             store = backend.token_store(rate=self._rate, burst=self._burst)
             self._shared = _SharedBuckets(store, max_partitions)
@@ -161,7 +151,7 @@ class RateLimiter:
                 "rate": self._rate,
                 "burst": self._burst,
                 "max_wait": self._max_wait,
-                "key": None if self._key is None else getattr(self._key, "__qualname__", "key"),
+                "key": None if self._key is None else callable_name(self._key),
                 "max_partitions": self._partitions.max_partitions,
                 "backend": None if self._shared is None else "shared",
             },
@@ -198,45 +188,51 @@ class RateLimiter:
         return tokens
 
     async def execute(self, next: Callable[[Context], Awaitable[T]], context: Context) -> T:
-        """Take a token (waiting for one if allowed), then run ``next``."""
-        bucket = self._bucket if self._key is None else self._partitions.get(self._key(context))
-        now = self._monotonic()
-        tokens = bucket.tokens + (now - bucket.updated) * self._rate
-        bucket.updated = now
-        if tokens >= 1 and not bucket.waiters:
-            bucket.tokens = (self._burst if tokens > self._burst else tokens) - 1
+        """Take a token (waiting for one if allowed), then run ``next``.
+
+        With a backend, from the shared bucket; when the store fails, the backend's failure
+        mode decides: ``"open"`` takes the token from this limiter's in-memory bucket instead,
+        ``"closed"`` rejects.
+        """
+        if self._shared is None:
+            # In memory, inline: a free token is taken by a counter check, without an await.
+            bucket = self._bucket if self._key is None else self._partitions.get(self._key(context))
+            now = self._monotonic()
+            tokens = bucket.tokens + (now - bucket.updated) * self._rate
+            bucket.updated = now
+            if tokens >= 1 and not bucket.active:
+                bucket.tokens = (self._burst if tokens > self._burst else tokens) - 1
+            else:
+                bucket.tokens = self._burst if tokens > self._burst else tokens
+                await self._wait(bucket, now, context)
         else:
-            bucket.tokens = self._burst if tokens > self._burst else tokens
-            await self._wait(bucket, now, context)
+            await self._take_shared(self._shared, context)
         return await next(context)
 
+    async def _take(self, context: Context) -> None:
+        # execute()'s in-memory path, for when the shared store failed (failure_mode="open").
+        bucket = self._bucket if self._key is None else self._partitions.get(self._key(context))
+        now = self._monotonic()
+        if self._refill(bucket, now) >= 1 and not bucket.active:
+            bucket.tokens -= 1
+        else:
+            await self._wait(bucket, now, context)
+
     async def _wait(self, bucket: _Bucket, now: float, context: Context) -> None:
-        ahead = len(bucket.waiters)
+        # Calls ahead: the one holding the turn (sleeping for the next token) and those queued.
+        ahead = bucket.active + len(bucket.waiters)
         # Time until a token is free for this call if everybody ahead is served first.
         wait = (ahead + 1 - bucket.tokens) / self._rate
         limit = self._max_wait
         if context.deadline is not None:
             limit = min(limit, context.deadline - now)
         if wait > limit:
-            emit(
-                context,
-                "rate_limited",
-                "rate_limit",
-                key=bucket.key,
-                timestamp=now,
-                retry_after=wait,
-            )
-            where = "the rate limit" if bucket.key is None else f"the rate limit for {bucket.key!r}"
-            raise RateLimitRejected(
-                f"{where} is reached ({self._rate:g}/s, burst {self._burst:g}); "
-                f"next token in {wait:.3g} s",
-                retry_after=wait,
-            )
-        turn = anyio.Event()
-        bucket.waiters.append(turn)
+            self._reject(context, bucket.key, now, wait, shared=False)
+        if ahead:
+            await bucket.wait(None, self._clock)  # until this call's turn comes
+        else:
+            bucket.active = 1
         try:
-            if ahead:
-                await turn.wait()
             while True:
                 tokens = self._refill(bucket, self._monotonic())
                 if tokens >= 1 - _EPSILON:  # a sleep of (1 - t) / rate may refill 0.9999999...
@@ -244,27 +240,116 @@ class RateLimiter:
                     return
                 await self._clock.sleep((1 - tokens) / self._rate)
         finally:
-            if bucket.waiters[0] is turn:
-                bucket.waiters.popleft()
-                if bucket.waiters:
-                    bucket.waiters[0].set()  # the next in line becomes first
+            bucket.release()  # the next in line takes the turn
+
+    async def _take_shared(self, shared: _SharedBuckets, context: Context) -> None:
+        partition = None if self._key is None else self._key(context)
+        profile = context.operation_key
+        bucket = shared.last
+        if bucket is None or bucket.key != partition or bucket.profile != profile:
+            bucket = shared.get(profile, partition)
+        store = shared.store
+        try:
+            if bucket.active:
+                await self._wait_shared(store, bucket, 0.0, context)
             else:
-                bucket.waiters.remove(turn)
+                # The happy path: one call to the store, which has a token.
+                wait = await store.take(bucket.name)
+                if wait:
+                    await self._wait_shared(store, bucket, wait, context)
+        except StoreUnavailable as exc:
+            self._store_failed(exc, store.failure_mode, partition, context)
+            # "open": this process's own bucket of the same rate and burst stands guard.
+            await self._take(context)
+
+    def _store_failed(
+        self, exc: StoreUnavailable, mode: str, partition: str | None, context: Context
+    ) -> None:
+        emit(
+            context,
+            "rate_limit_backend_failed",
+            "rate_limit",
+            key=partition,
+            timestamp=self._monotonic(),
+            failure_mode=mode,
+            error=exc.error,
+        )
+        if mode == "closed":
+            # Not chained: the cause may name the store's address.
+            raise RateLimitRejected(
+                f"{where('the rate limit', partition)} cannot be checked: its shared store "
+                f"failed ({exc.error}) and failure_mode is 'closed'",
+                retry_after=exc.retry_after,
+            ) from None
+
+    async def _wait_shared(
+        self, store: TokenStore, bucket: _SharedBucket, wait: float, context: Context
+    ) -> None:
+        # ``wait``: the store's answer (seconds to the next token), or 0.0 if this call did not
+        # ask because calls of this process were already waiting.
+        partition = bucket.key
+        # Calls of this process already waiting (some may have come while this one asked the
+        # store) take the next tokens first: queue behind them, and reject now if even that
+        # shortest wait, one token interval each after the next token, is too long.
+        ahead = bucket.active + len(bucket.waiters)
+        if ahead:
+            wait += ahead / self._rate
+        now = self._monotonic()
+        end = now + self._max_wait
+        deadline = context.deadline
+        if deadline is not None and deadline < end:
+            end = deadline
+        if now + wait > end:
+            self._reject(context, partition, now, wait, shared=True)
+        if ahead:
+            left = await bucket.wait(end - now, self._clock)
+            if left is not None:
+                # At least one token interval per call still ahead of this one: the one
+                # holding the turn and those queued before it.
+                wait = (1 + left) / self._rate
+                self._reject(context, partition, self._monotonic(), wait, shared=True)
+        else:
+            bucket.active = 1
+        try:
+            if ahead:
+                wait = await store.take(bucket.name)
+            while wait:
+                # The store said when the next token will be free: sleep until then (if that is
+                # within max_wait and the deadline) and ask again. Another process may take it
+                # first; then the store names the next one. Never a tight loop.
+                now = self._monotonic()
+                if now + wait > end:
+                    self._reject(context, partition, now, wait, shared=True)
+                await self._clock.sleep(wait)
+                wait = await store.take(bucket.name)
+        finally:
+            bucket.release()  # the next in line takes the turn
+
+    def _reject(
+        self, context: Context, key: str | None, now: float, wait: float, *, shared: bool
+    ) -> NoReturn:
+        emit(context, "rate_limited", "rate_limit", key=key, timestamp=now, retry_after=wait)
+        raise RateLimitRejected(
+            f"{where('the rate limit', key)} is reached ({self._rate:g}/s, "
+            f"burst {self._burst:g}{', shared' if shared else ''}); next token in {wait:.3g} s",
+            retry_after=wait,
+        )
 
 
-class _SharedBucket:
-    """What this process knows of one bucket in a shared store: its name there, its queue."""
+class _SharedBucket(WaitQueue):
+    """What this process knows of one bucket in a shared store: its name there, its queue.
 
-    __slots__ = ("name", "partition", "profile", "waiters")
+    Its one place (``active``) is the turn to ask the store: the other calls of this process
+    waiting for a token of the bucket wait for theirs, so k waiters cost the store one call per
+    token rather than k.
+    """
+
+    __slots__ = ("name", "profile")
 
     def __init__(self, name: Any, profile: str | None, partition: str | None) -> None:
+        super().__init__(partition)
         self.name = name
         self.profile = profile
-        self.partition = partition
-        # This process's calls waiting for a token of the bucket, in arrival order. Only the
-        # first asks the store (once per answer, sleeping until the time it names); the others
-        # wait for their turn, so k waiters cost the store one call per token rather than k.
-        self.waiters: deque[anyio.Event] = deque()
 
 
 class _SharedBuckets:
@@ -292,119 +377,3 @@ class _SharedBuckets:
             bucket = self.cache[index] = _SharedBucket(name, profile, partition)
         self.last = bucket
         return bucket
-
-
-class _SharedRateLimiter(RateLimiter):
-    """A :class:`RateLimiter` made with ``backend=``: its buckets live in a shared store.
-
-    ``RateLimiter(..., backend=...)`` makes one; it is still a ``RateLimiter`` in every way but
-    where its tokens come from.
-    """
-
-    __slots__ = ()
-
-    async def execute(self, next: Callable[[Context], Awaitable[T]], context: Context) -> T:
-        """Take a token from the shared bucket (waiting for one if allowed), then run ``next``.
-
-        When the store fails, the backend's failure mode decides: ``"open"`` takes the token
-        from this limiter's in-memory bucket instead, ``"closed"`` rejects.
-        """
-        partition = None if self._key is None else self._key(context)
-        shared = self._shared
-        assert shared is not None
-        profile = context.operation_key
-        bucket = shared.last
-        if bucket is None or bucket.partition != partition or bucket.profile != profile:
-            bucket = shared.get(profile, partition)
-        store = shared.store
-        try:
-            if bucket.waiters:
-                await self._wait_shared(store, bucket, 0.0, context)
-            else:
-                # The happy path, inline: one call to the store, which has a token.
-                wait = await store.take(bucket.name)
-                if wait:
-                    await self._wait_shared(store, bucket, wait, context)
-        except StoreUnavailable as exc:
-            self._store_failed(exc, store.failure_mode, partition, context)
-            # "open": this process's own bucket of the same rate and burst stands guard.
-            return await RateLimiter.execute(self, next, context)
-        return await next(context)
-
-    def _store_failed(
-        self, exc: StoreUnavailable, mode: str, partition: str | None, context: Context
-    ) -> None:
-        emit(
-            context,
-            "rate_limit_backend_failed",
-            "rate_limit",
-            key=partition,
-            timestamp=self._monotonic(),
-            failure_mode=mode,
-            error=exc.error,
-        )
-        if mode == "closed":
-            where = "the rate limit" if partition is None else f"the rate limit for {partition!r}"
-            # Not chained: the cause may name the store's address.
-            raise RateLimitRejected(
-                f"{where} cannot be checked: its shared store failed ({exc.error}) and "
-                "failure_mode is 'closed'",
-                retry_after=exc.retry_after,
-            ) from None
-
-    async def _wait_shared(
-        self, store: TokenStore, bucket: _SharedBucket, wait: float, context: Context
-    ) -> None:
-        # ``wait``: the store's answer (seconds to the next token), or 0.0 if this call did not
-        # ask because calls of this process were already waiting.
-        partition = bucket.partition
-        waiters = bucket.waiters
-        # Calls of this process already waiting (some may have come while this one asked the
-        # store) take the next tokens first: queue behind them, and reject now if even that
-        # shortest wait, one token interval each after the next token, is too long.
-        ahead = len(waiters)
-        if ahead:
-            wait += ahead / self._rate
-        now = self._monotonic()
-        end = now + self._max_wait
-        deadline = context.deadline
-        if deadline is not None and deadline < end:
-            end = deadline
-        if now + wait > end:
-            self._reject_shared(context, partition, now, wait)
-        turn = anyio.Event()
-        waiters.append(turn)
-        try:
-            if ahead:
-                if not await wait_for_event(turn, end - now, self._clock):
-                    now = self._monotonic()
-                    # At least one token interval per call still ahead of this one.
-                    self._reject_shared(context, partition, now, waiters.index(turn) / self._rate)
-                wait = await store.take(bucket.name)
-            while wait:
-                # The store said when the next token will be free: sleep until then (if that is
-                # within max_wait and the deadline) and ask again. Another process may take it
-                # first; then the store names the next one. Never a tight loop.
-                now = self._monotonic()
-                if now + wait > end:
-                    self._reject_shared(context, partition, now, wait)
-                await self._clock.sleep(wait)
-                wait = await store.take(bucket.name)
-        finally:
-            if waiters[0] is turn:
-                waiters.popleft()
-                if waiters:
-                    waiters[0].set()  # the next in line becomes first
-            else:
-                waiters.remove(turn)
-
-    def _reject_shared(
-        self, context: Context, partition: str | None, now: float, wait: float
-    ) -> None:
-        emit(context, "rate_limited", "rate_limit", key=partition, timestamp=now, retry_after=wait)
-        where = "the rate limit" if partition is None else f"the rate limit for {partition!r}"
-        raise RateLimitRejected(
-            f"{where} is reached ({self._rate:g}/s, burst {self._burst:g}, shared); "
-            f"next token in {wait:.3g} s",
-            retry_after=wait,
-        )

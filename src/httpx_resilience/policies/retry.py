@@ -21,8 +21,9 @@ from typing import Any, TypeVar, cast
 import tenacity
 
 from .._clock import SYSTEM_CLOCK, Clock
+from .._names import callable_name
 from ..context import Attempt, Context
-from ..outcome import Outcome
+from ..outcome import Outcome, predicate_text
 from ..telemetry import emit
 from ._validate import BOOLEAN, at_least, positive
 from .budget import RetryBudget, deposit_once
@@ -43,7 +44,7 @@ def _strategy_name(strategy: object) -> str:
     """A tenacity strategy as ``wait_random_exponential(multiplier=0.2, max=10.0)``."""
     fields = getattr(strategy, "__dict__", {})
     if not fields:
-        return getattr(strategy, "__qualname__", type(strategy).__name__)
+        return callable_name(strategy)
     arguments = ", ".join(f"{k}={v!r}" for k, v in fields.items() if not k.startswith("_"))
     return f"{type(strategy).__name__}({arguments})"
 
@@ -83,6 +84,7 @@ class Retry:
         "_max_delay",
         "_max_retry_after",
         "_respect_retry_after",
+        "_retrying",
         "_stop",
     )
 
@@ -132,6 +134,14 @@ class Retry:
         )
         self._budget = budget
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        # What tenacity's RetryCallState is built with: the strategies a wait or stop strategy
+        # reading ``retry_state.retry_object`` finds are this policy's own. Never run itself.
+        self._retrying = tenacity.AsyncRetrying(
+            wait=self._backoff,
+            stop=stop if stop is not None else tenacity.stop_never,
+            sleep=self._clock.sleep,
+            reraise=True,
+        )
 
     @property
     def max_attempts(self) -> int | None:
@@ -154,7 +164,7 @@ class Retry:
                 "base_delay": self._base_delay,
                 "max_delay": self._max_delay,
                 "stop": None if self._stop is None else _strategy_name(self._stop),
-                "handle": None if self._handle is None else repr(self._handle),
+                "handle": None if self._handle is None else predicate_text(self._handle),
                 "respect_retry_after": self._respect_retry_after,
                 "max_retry_after": self._max_retry_after,
                 "budget": None
@@ -229,7 +239,7 @@ class Retry:
                 ):
                     return attempt.result
             if state is None:
-                state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+                state = tenacity.RetryCallState(self._retrying, None, (), {})
                 state.start_time = start
             delay = self._next_delay(context, state, attempt, ended)
             if delay is None:
