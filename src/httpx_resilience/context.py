@@ -226,8 +226,8 @@ class Context:
     @property
     def telemetry(self) -> Telemetry:
         """Where this execution's events go: its pipeline's listeners, and how URLs are shown
-        in them. For the library's policies, through :func:`~httpx_resilience.telemetry.emit`,
-        which reads it rather than this object's private fields."""
+        in them. Read by the library's policies when they report an event (``telemetry.emit``),
+        never on the way of a call that succeeds."""
         return self._telemetry
 
     def fork(self, attempt: int) -> Context:
