@@ -70,6 +70,11 @@ class Dispatch:
         assert self._registry is not None
         return self._registry.get("default")
 
+    @property
+    def registry(self) -> Routing | None:
+        """The profiles, if requests are routed to them."""
+        return self._registry
+
     async def exchange(
         self, request: httpx.Request, send: Callable[[], Awaitable[httpx.Response]]
     ) -> httpx.Response:
