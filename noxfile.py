@@ -46,8 +46,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff: lint rules and formatting."""
-    session.install("ruff")
+    """ruff: lint rules and formatting; lint-imports: the layer contracts of pyproject.toml
+    (``[tool.importlinter]``), which need the package installed to find its modules."""
+    session.install("-e", ".", "import-linter", "ruff")
+    session.run("lint-imports")
     session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
     session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "examples", "noxfile.py")
 

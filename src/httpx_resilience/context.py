@@ -223,6 +223,13 @@ class Context:
             report = self._report = ExecutionReport(profile=self.operation_key)
         return report
 
+    @property
+    def telemetry(self) -> Telemetry:
+        """Where this execution's events go: its pipeline's listeners, and how URLs are shown
+        in them. Read by the library's policies when they report an event (``telemetry.emit``),
+        never on the way of a call that succeeds."""
+        return self._telemetry
+
     def fork(self, attempt: int) -> Context:
         """A context for a try running alongside others (hedging): the same request, report and
         properties, but its own attempt number, deadline and task."""

@@ -274,7 +274,7 @@ def emit(
 
     A listener that raises is logged and skipped: telemetry never breaks a call.
     """
-    telemetry = context._telemetry
+    telemetry = context.telemetry
     request = context.request
     event = ResilienceEvent(
         name=name,

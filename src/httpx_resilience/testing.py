@@ -30,7 +30,7 @@ import httpx
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._loopback import LoopbackServer, ReceivedRequest, Reply
-from .policies._validate import NON_NEGATIVE, POSITIVE, RATIO
+from ._validate import NON_NEGATIVE, POSITIVE, RATIO
 
 __all__ = [
     "Error",

@@ -1,13 +1,13 @@
 """One HTTP exchange run through a pipeline: what the transport and the client share.
 
-:class:`Dispatch` picks the pipeline of each request: the one pipeline given, or the profile a
-:class:`~httpx_resilience.Registry` routes the request to.
+:class:`Dispatch` picks the pipeline of each request: the one pipeline given, or the profile its
+routing (a :class:`~httpx_resilience.Registry`, seen through the small ``Routing`` interface of
+``_routing.py``) sends the request to.
 """
 
 from __future__ import annotations
 
 import datetime
-import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -23,8 +23,8 @@ from ..errors import (
 )
 from ..outcome import Outcome
 from ..pipeline import Pipeline
-from ..profiles import Registry
 from ._errors import as_httpx_error
+from ._routing import Routing
 from .classify import HTTP_CLASSIFIER, IDEMPOTENT_METHODS, can_replay
 
 _new = object.__new__
@@ -41,23 +41,18 @@ class Dispatch:
         self,
         owner: str,
         pipeline: Pipeline | None,
-        profiles: Registry | str | os.PathLike[str] | None,
+        profiles: Routing | None,
         routes: Mapping[str, str] | None,
         retry_non_idempotent: bool,
     ) -> None:
-        if pipeline is not None and profiles is not None:
-            raise TypeError(f"{owner}: give a pipeline or profiles, not both")
+        # The client or transport has turned a path into a registry and refused a pipeline
+        # given with profiles (http/_profiles.py): routing is all this needs of profiles.
+        assert pipeline is None or profiles is None
         if pipeline is not None and not isinstance(pipeline, Pipeline):
             raise TypeError(f"{owner}: pipeline must be a Pipeline, got {pipeline!r}")
-        if isinstance(profiles, (str, os.PathLike)):
-            profiles = Registry.from_toml(profiles)
-        if profiles is not None and not isinstance(profiles, Registry):
-            raise TypeError(
-                f"{owner}: profiles must be a Registry or the path of a TOML file, got {profiles!r}"
-            )
         if routes is not None and profiles is None:
             raise TypeError(f"{owner}: routes need profiles to route to")
-        self._registry = profiles
+        self._registry: Routing | None = profiles
         self._pipeline = (
             pipeline if pipeline is not None or profiles is not None else Pipeline.standard()
         )
@@ -76,7 +71,7 @@ class Dispatch:
         return self._registry.get("default")
 
     @property
-    def registry(self) -> Registry | None:
+    def registry(self) -> Routing | None:
         """The profiles, if requests are routed to them."""
         return self._registry
 

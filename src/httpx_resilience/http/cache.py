@@ -32,9 +32,9 @@ import httpx
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._numbers import ascii_int
+from .._validate import at_least, positive
 from ..context import Context
 from ..outcome import Outcome
-from ..policies._validate import at_least, positive
 from ._exchange import never_sent
 from ._identity import IDENTITY_HEADERS, as_sent
 from ._identity import identity_headers as _identity_headers

@@ -24,6 +24,7 @@ from ..pipeline import Pipeline
 from ..profiles import Registry
 from ._exchange import Dispatch
 from ._identity import REQUEST_AUTH
+from ._profiles import registry_of
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -66,8 +67,10 @@ class ResilientClient(httpx.AsyncClient):
         retry_non_idempotent: bool = False,
         **httpx_kwargs: Any,
     ) -> None:
+        registry = registry_of("ResilientClient", pipeline, profiles)
+        self._profiles = registry
         self._dispatch = Dispatch(
-            "ResilientClient", pipeline, profiles, routes, retry_non_idempotent
+            "ResilientClient", pipeline, registry, routes, retry_non_idempotent
         )
         super().__init__(**httpx_kwargs)
 
@@ -79,7 +82,7 @@ class ResilientClient(httpx.AsyncClient):
     @property
     def profiles(self) -> Registry | None:
         """The profiles requests are routed to, if any."""
-        return self._dispatch.registry
+        return self._profiles
 
     async def aclose(self) -> None:
         """Close the client, and the connections its pipelines hold (see

@@ -21,6 +21,7 @@ import httpx
 from ..pipeline import Pipeline
 from ..profiles import Registry
 from ._exchange import Dispatch
+from ._profiles import registry_of
 
 __all__ = ["ResilienceTransport"]
 
@@ -54,8 +55,10 @@ class ResilienceTransport(httpx.AsyncBaseTransport):
         profiles = None
         if isinstance(pipeline, (Registry, str, os.PathLike)):
             pipeline, profiles = None, pipeline
+        registry = registry_of("ResilienceTransport", pipeline, profiles)
+        self._profiles = registry
         self._dispatch = Dispatch(
-            "ResilienceTransport", pipeline, profiles, routes, retry_non_idempotent
+            "ResilienceTransport", pipeline, registry, routes, retry_non_idempotent
         )
         self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
 
@@ -67,7 +70,7 @@ class ResilienceTransport(httpx.AsyncBaseTransport):
     @property
     def profiles(self) -> Registry | None:
         """The profiles requests are routed to, if any."""
-        return self._dispatch.registry
+        return self._profiles
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through the pipeline and the wrapped transport."""
