@@ -1,9 +1,9 @@
 """Helpers for testing code that uses httpx-resilience.
 
 :class:`FakeClock` replaces the system clock in any policy (``clock=``) or builder
-(``Pipeline.builder(clock=...)``): time only moves when something sleeps on it, and then jumps
-straight to the next wake-up, so a test of a 30-second retry schedule runs in microseconds and
-every time it reads is exact.
+(``Pipeline.builder(clock=...)``): time only moves when something sleeps on it or a timer waits
+on it (a timeout, a bounded wait), and then jumps straight to the next wake-up, so a test of a
+30-second retry schedule runs in microseconds and every time it reads is exact.
 
 :class:`LoopbackServer` is a real HTTP/1.1 server on 127.0.0.1 whose answers you script with
 :class:`Reply`: late answers, trickled bodies, connection resets in the middle of a body, servers
