@@ -6,13 +6,17 @@ timing rules can be checked exactly and in microseconds.
 
 A timer (:func:`call_at`) runs a callback at a time of the clock: the timeout and the waits of
 the bulkhead and the rate limiter are built on it alone, whatever the clock, so that a test on
-a ``FakeClock`` runs the code that production runs. The system clock's timers are the event
-loop's own; a clock that has no ``call_at`` of its own gets a task sleeping on it.
+a ``FakeClock`` runs the code that production runs. The system clock's timers are asyncio's
+loop's own, or on trio (which has none for callbacks) a heap per run served by one system task;
+a clock that has no ``call_at`` of its own gets a task sleeping on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
@@ -120,6 +124,102 @@ def call_at(clock: Clock, when: float, callback: Callable[[], object]) -> Timer:
     return _SleepingTimer(clock, when, callback)
 
 
+class _TrioTimer:
+    __slots__ = ("callback", "deadline", "order", "owner")
+
+    def __init__(
+        self, owner: _TrioTimers, deadline: float, order: int, callback: Callable[[], object]
+    ) -> None:
+        self.owner: _TrioTimers | None = owner  # None once run or cancelled
+        self.deadline = deadline
+        self.order = order
+        self.callback = callback
+
+    def __lt__(self, other: _TrioTimer) -> bool:
+        return (self.deadline, self.order) < (other.deadline, other.order)
+
+    def cancel(self) -> None:
+        owner = self.owner
+        if owner is not None:
+            self.owner = None
+            owner.cancelled += 1
+            if owner.cancelled > _MIN_COMPACT and 2 * owner.cancelled > len(owner.heap):
+                owner.compact()
+
+
+# A trio run's heap is rebuilt without its cancelled timers when they are more than this many
+# and more than half of it (a timeout cancels its timer on every call that ends in time).
+_MIN_COMPACT = 64
+
+
+class _TrioTimers:
+    """The system clock's timers on trio, which has none for callbacks: like asyncio's loop,
+    one heap per run and one system task sleeping until the earliest (a cancel scope with a
+    deadline, moved earlier when an earlier timer comes)."""
+
+    def __init__(self) -> None:
+        import trio
+
+        self.heap: list[_TrioTimer] = []
+        self.cancelled = 0
+        self.order = itertools.count()
+        self.scope = trio.CancelScope()  # the sleep's; replaced by each round of _run
+        trio.lowlevel.spawn_system_task(self._run)
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> _TrioTimer:
+        import trio
+
+        timer = _TrioTimer(self, trio.current_time() + delay, next(self.order), callback)
+        heapq.heappush(self.heap, timer)
+        if timer.deadline < self.scope.deadline:
+            self.scope.deadline = timer.deadline
+        return timer
+
+    def compact(self) -> None:
+        self.heap = [timer for timer in self.heap if timer.owner is not None]
+        heapq.heapify(self.heap)
+        self.cancelled = 0
+
+    async def _run(self) -> None:
+        import trio
+
+        while True:
+            heap = self.heap
+            while heap and heap[0].owner is None:
+                heapq.heappop(heap)
+                self.cancelled -= 1
+            self.scope = trio.CancelScope(deadline=heap[0].deadline if heap else math.inf)
+            with self.scope:
+                await trio.sleep_forever()
+            now = trio.current_time()
+            # self.heap each time: a callback may cancel timers, and so rebuild the heap.
+            while self.heap and self.heap[0].deadline <= now:
+                timer = heapq.heappop(self.heap)
+                if timer.owner is None:
+                    self.cancelled -= 1
+                else:
+                    timer.owner = None
+                    timer.callback()
+
+
+def _trio_timers() -> _TrioTimers:
+    global _TRIO_TIMERS
+    if _TRIO_TIMERS is None:
+        import trio
+
+        _TRIO_TIMERS = trio.lowlevel.RunVar("httpx_resilience_timers")
+    try:
+        timers: _TrioTimers = _TRIO_TIMERS.get()
+        return timers
+    except LookupError:
+        timers = _TrioTimers()
+        _TRIO_TIMERS.set(timers)
+        return timers
+
+
+_TRIO_TIMERS: Any = None  # a trio.lowlevel.RunVar, made on first use (trio is optional)
+
+
 class SystemClock:
     """The real clock: :func:`time.monotonic` and the event loop's own sleep and timers."""
 
@@ -138,8 +238,7 @@ class SystemClock:
         if loop is not None:
             # call_later, not call_at: the loop's own time need not be time.monotonic (uvloop).
             return loop.call_later(when - time.monotonic(), callback)
-        # trio has no callback timers: a system task sleeps until then.
-        return _SleepingTimer(self, when, callback)
+        return _trio_timers().call_later(when - time.monotonic(), callback)
 
     def __repr__(self) -> str:
         return "SystemClock()"

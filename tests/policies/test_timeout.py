@@ -444,3 +444,21 @@ async def test_a_fake_clock_runs_the_same_watchdog_as_the_system_clock() -> None
         await pipeline.execute(slow)
     assert clock.monotonic() == 2.0
     assert clock.sleepers == 0
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_on_trio_the_timers_of_finished_calls_do_not_pile_up() -> None:
+    # trio has no callback timers: the system clock keeps its own heap per run, and every call
+    # that ends in time cancels its timer there.
+    from httpx_resilience import _clock
+
+    pipeline = Pipeline([Timeout(30)])
+
+    async def quick() -> str:
+        return "ok"
+
+    for _ in range(1000):
+        assert await pipeline.execute(quick) == "ok"
+    assert len(_clock._trio_timers().heap) <= 128
+    with pytest.raises(TimeoutRejected):
+        await Pipeline([Timeout(0.01)]).execute(anyio.sleep_forever)
