@@ -121,3 +121,13 @@ async def test_with_autojump_a_pending_timer_moves_time_when_every_task_waits() 
         await done.wait()
     assert clock.monotonic() == 30.0
     assert clock.sleepers == 0
+
+
+def test_a_timer_set_outside_any_event_loop_runs_on_advance() -> None:
+    # A test stepping an event loop by hand advances the clock while the loop is stopped, and a
+    # timeout's timer may be set again from there: there is then nothing to drive, only advance.
+    clock = FakeClock()
+    fired: list[float] = []
+    clock.call_at(1.0, lambda: fired.append(clock.monotonic()))
+    clock.advance(1.0)
+    assert fired == [1.0]

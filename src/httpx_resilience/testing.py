@@ -58,13 +58,17 @@ def _asyncio_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def _current_loop() -> object:
-    """The running asyncio loop, or trio's run."""
+    """The running asyncio loop, trio's run, or None outside both (a test stepping a loop by
+    hand calls advance() while it is stopped)."""
     loop = _asyncio_loop()
     if loop is not None:
         return loop
-    import trio
+    try:
+        import trio
 
-    return trio.lowlevel.current_trio_token()
+        return trio.lowlevel.current_trio_token()
+    except (ImportError, RuntimeError):
+        return None
 
 
 class _FakeTimer:
@@ -163,7 +167,7 @@ class FakeClock:
             return _FakeTimer(None, (when, -1), callback, counted=False)
         timer = self._push(when, callback, counted=True)
         self._callbacks += 1
-        if self.autojump and self._driving is not (loop := _current_loop()):
+        if self.autojump and self._driving is not (loop := _current_loop()) and loop is not None:
             self._driving = loop
             spawn(self._drive)
         return timer
