@@ -83,3 +83,51 @@ async def test_advance_wakes_due_sleepers_when_autojump_is_off() -> None:
 def test_advance_rejects_going_backwards() -> None:
     with pytest.raises(ValueError, match="seconds must be >= 0, got -1"):
         FakeClock().advance(-1)
+
+
+# -- timers: what timeouts and bounded waits run on ---------------------------------------------
+
+
+async def test_a_timer_runs_when_time_reaches_it_and_not_once_cancelled() -> None:
+    clock = FakeClock(autojump=False)
+    fired: list[tuple[str, float]] = []
+    clock.call_at(2.0, lambda: fired.append(("a", clock.monotonic())))
+    cancelled = clock.call_at(1.0, lambda: fired.append(("cancelled", clock.monotonic())))
+    clock.call_at(1.5, lambda: fired.append(("b", clock.monotonic())))
+    assert clock.sleepers == 3
+    cancelled.cancel()
+    cancelled.cancel()  # a second cancel is harmless
+    clock.advance(1.7)
+    assert fired == [("b", 1.5)]
+    clock.advance(1.0)
+    assert fired == [("b", 1.5), ("a", 2.0)]
+    assert clock.sleepers == 0
+
+
+async def test_a_timer_already_due_runs_at_once() -> None:
+    clock = FakeClock(start=5.0)
+    fired: list[float] = []
+    clock.call_at(5.0, lambda: fired.append(clock.monotonic())).cancel()
+    assert fired == [5.0]
+    assert clock.sleepers == 0
+
+
+async def test_with_autojump_a_pending_timer_moves_time_when_every_task_waits() -> None:
+    # Nobody sleeps on the clock: only the timer can make the event happen.
+    clock = FakeClock()
+    done = anyio.Event()
+    clock.call_at(30.0, done.set)
+    with anyio.fail_after(5):  # real time: a hang fails, it does not block the suite
+        await done.wait()
+    assert clock.monotonic() == 30.0
+    assert clock.sleepers == 0
+
+
+def test_a_timer_set_outside_any_event_loop_runs_on_advance() -> None:
+    # A test stepping an event loop by hand advances the clock while the loop is stopped, and a
+    # timeout's timer may be set again from there: there is then nothing to drive, only advance.
+    clock = FakeClock()
+    fired: list[float] = []
+    clock.call_at(1.0, lambda: fired.append(clock.monotonic()))
+    clock.advance(1.0)
+    assert fired == [1.0]

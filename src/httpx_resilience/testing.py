@@ -1,9 +1,9 @@
 """Helpers for testing code that uses httpx-resilience.
 
 :class:`FakeClock` replaces the system clock in any policy (``clock=``) or builder
-(``Pipeline.builder(clock=...)``): time only moves when something sleeps on it, and then jumps
-straight to the next wake-up, so a test of a 30-second retry schedule runs in microseconds and
-every time it reads is exact.
+(``Pipeline.builder(clock=...)``): time only moves when something sleeps on it or a timer waits
+on it (a timeout, a bounded wait), and then jumps straight to the next wake-up, so a test of a
+30-second retry schedule runs in microseconds and every time it reads is exact.
 
 :class:`LoopbackServer` is a real HTTP/1.1 server on 127.0.0.1 whose answers you script with
 :class:`Reply`: late answers, trickled bodies, connection resets in the middle of a body, servers
@@ -18,6 +18,7 @@ the ``fake_clock`` fixture gives each test a fresh :class:`FakeClock`.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import random
@@ -28,7 +29,7 @@ import anyio
 import anyio.lowlevel
 import httpx
 
-from ._clock import SYSTEM_CLOCK, Clock
+from ._clock import SYSTEM_CLOCK, Clock, Timer, spawn
 from ._loopback import LoopbackServer, ReceivedRequest, Reply
 from ._validate import NON_NEGATIVE, POSITIVE, RATIO
 
@@ -49,23 +50,83 @@ __all__ = [
 _SETTLE_CHECKPOINTS = 20
 
 
+def _asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _current_loop() -> object:
+    """The running asyncio loop, trio's run, or None outside both (a test stepping a loop by
+    hand calls advance() while it is stopped)."""
+    loop = _asyncio_loop()
+    if loop is not None:
+        return loop
+    try:
+        import trio
+
+        return trio.lowlevel.current_trio_token()
+    except (ImportError, RuntimeError):
+        return None
+
+
+class _FakeTimer:
+    """A callback in a FakeClock's heap, ordered by time, then by arrival."""
+
+    __slots__ = ("callback", "clock", "counted", "key", "loop")
+
+    def __init__(
+        self,
+        clock: FakeClock | None,
+        key: tuple[float, int],
+        callback: Callable[[], object],
+        counted: bool,
+    ) -> None:
+        self.clock = clock  # None once run or cancelled
+        self.key = key
+        self.callback = callback
+        self.counted = counted  # a timer from call_at (not a sleeper's wake-up)
+        # The asyncio loop it was set on: advance() may run while that loop is stopped (a test
+        # stepping the loop by hand), and then the callback waits for the loop to run.
+        self.loop = _asyncio_loop() if counted else None
+
+    def __lt__(self, other: _FakeTimer) -> bool:
+        return self.key < other.key
+
+    def cancel(self) -> None:
+        """Do not run the callback (nothing happens if it already ran)."""
+        clock = self.clock
+        if clock is not None:
+            self.clock = None
+            clock._timers.remove(self)
+            heapq.heapify(clock._timers)
+            if self.counted:
+                clock._callbacks -= 1
+
+
 class FakeClock:
     """A clock that runs on virtual time.
 
     Args:
         start: The initial :meth:`monotonic` reading.
-        autojump: When true (the default), a task that sleeps lets the other tasks run until
-            they are all waiting, then moves time straight to the earliest wake-up. When false,
-            time only moves when the test calls :meth:`advance`.
+        autojump: When true (the default), a task that sleeps, or a timer that waits (such as
+            a :class:`~httpx_resilience.Timeout`'s), lets the other tasks run until they are
+            all waiting, then moves time straight to the earliest wake-up. When false, time
+            only moves when the test calls :meth:`advance`.
 
     Works on asyncio and trio.
     """
 
     def __init__(self, start: float = 0.0, *, autojump: bool = True) -> None:
         self._now = float(start)
-        self._timers: list[tuple[float, int, anyio.Event]] = []
+        self._timers: list[_FakeTimer] = []
         self._order = itertools.count()
         self._jumps = 0
+        # Timers (not sleepers) pending, and the task that moves time for them when no sleeper
+        # does: a timer has no task of its own to notice that everything is waiting.
+        self._callbacks = 0
+        self._driving: object = None  # the event loop the driver runs on
         self.autojump = autojump
 
     def monotonic(self) -> float:
@@ -74,7 +135,8 @@ class FakeClock:
 
     @property
     def sleepers(self) -> int:
-        """How many tasks are sleeping on this clock."""
+        """How many tasks are sleeping on this clock, and timers waiting on it (a timeout in
+        progress, a bounded wait for a bulkhead's slot or a rate limiter's turn)."""
         return len(self._timers)
 
     async def sleep(self, seconds: float) -> None:
@@ -82,25 +144,33 @@ class FakeClock:
         if seconds <= 0:
             await anyio.lowlevel.checkpoint()
             return
-        entry = (self._now + seconds, next(self._order), anyio.Event())
-        heapq.heappush(self._timers, entry)
-        woken = entry[2]
+        woken = anyio.Event()
+        entry = self._push(self._now + seconds, woken.set, counted=False)
         try:
             if not self.autojump:
                 await woken.wait()
                 return
             while not woken.is_set():
-                jumps = self._jumps
-                for _ in range(_SETTLE_CHECKPOINTS):
-                    await anyio.lowlevel.checkpoint()
-                    if woken.is_set() or self._jumps != jumps:
-                        break
-                else:
-                    self._wake_next()
+                await self._settle()
         finally:
             if not woken.is_set():
-                self._timers.remove(entry)
-                heapq.heapify(self._timers)
+                entry.cancel()
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> Timer:
+        """Run ``callback()`` when virtual time reaches ``when`` (at once if it has).
+
+        This is the timer the library's timeouts and waits run on, as they run on the event
+        loop's with the system clock.
+        """
+        if when <= self._now:
+            callback()
+            return _FakeTimer(None, (when, -1), callback, counted=False)
+        timer = self._push(when, callback, counted=True)
+        self._callbacks += 1
+        if self.autojump and self._driving is not (loop := _current_loop()) and loop is not None:
+            self._driving = loop
+            spawn(self._drive)
+        return timer
 
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``, waking every sleeper due by then, in order.
@@ -111,15 +181,46 @@ class FakeClock:
         if seconds < 0:
             raise ValueError(f"FakeClock.advance: seconds must be >= 0, got {seconds!r}")
         target = self._now + seconds
-        while self._timers and self._timers[0][0] <= target:
+        while self._timers and self._timers[0].key[0] <= target:
             self._wake_next()
         self._now = target
 
+    def _push(self, when: float, callback: Callable[[], object], counted: bool) -> _FakeTimer:
+        timer = _FakeTimer(self, (when, next(self._order)), callback, counted)
+        heapq.heappush(self._timers, timer)
+        return timer
+
+    async def _settle(self) -> None:
+        """Let the other tasks run; if nothing moved time meanwhile, move it to the next
+        wake-up."""
+        jumps = self._jumps
+        for _ in range(_SETTLE_CHECKPOINTS):
+            await anyio.lowlevel.checkpoint()
+            if self._jumps != jumps:
+                return
+        if self._timers:
+            self._wake_next()
+
+    async def _drive(self) -> None:
+        try:
+            while self._callbacks and self.autojump:
+                await self._settle()
+        finally:
+            if self._driving is _current_loop():
+                self._driving = None
+
     def _wake_next(self) -> None:
-        when = self._timers[0][0]
+        when = self._timers[0].key[0]
         self._now = max(self._now, when)
-        while self._timers and self._timers[0][0] <= when:
-            heapq.heappop(self._timers)[2].set()
+        while self._timers and self._timers[0].key[0] <= when:
+            timer = heapq.heappop(self._timers)
+            timer.clock = None
+            if timer.counted:
+                self._callbacks -= 1
+            if timer.loop is not None and timer.loop is not _asyncio_loop():
+                timer.loop.call_soon(timer.callback)
+            else:
+                timer.callback()
         self._jumps += 1
 
     def __repr__(self) -> str:

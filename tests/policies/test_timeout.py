@@ -420,3 +420,45 @@ async def test_on_a_hand_driven_clock_it_fires_at_the_deadline_though_time_moved
         seen = list(expired_at)
         tg.cancel_scope.cancel()
     assert seen == [1.0]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="the watchdog needs Task.uncancel()")
+async def test_a_fake_clock_runs_the_same_watchdog_as_the_system_clock() -> None:
+    # Tests on a FakeClock exercise the production path: one watchdog on the clock's timer,
+    # which fires the overrunning call and leaves no timer behind once the calls are over.
+    clock = FakeClock()
+    policy = Timeout(2.0, clock=clock)
+    pipeline = Pipeline([policy])
+
+    async def quick() -> None:
+        return None
+
+    async def slow() -> None:
+        await clock.sleep(5.0)
+
+    await pipeline.execute(quick)
+    assert policy._watchdog is not None
+    assert clock.sleepers == 0
+    with pytest.raises(TimeoutRejected):
+        await pipeline.execute(slow)
+    assert clock.monotonic() == 2.0
+    assert clock.sleepers == 0
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_on_trio_the_timers_of_finished_calls_do_not_pile_up() -> None:
+    # trio has no callback timers: the system clock keeps its own heap per run, and every call
+    # that ends in time cancels its timer there.
+    from httpx_resilience import _clock
+
+    pipeline = Pipeline([Timeout(30)])
+
+    async def quick() -> str:
+        return "ok"
+
+    for _ in range(1000):
+        assert await pipeline.execute(quick) == "ok"
+    assert len(_clock._trio_timers().heap) <= 128
+    with pytest.raises(TimeoutRejected):
+        await Pipeline([Timeout(0.01)]).execute(anyio.sleep_forever)

@@ -4,14 +4,19 @@ Where it sits decides what it bounds: outside a retry it bounds the whole execut
 included; inside, each attempt. It sets ``context.deadline`` (tightening any deadline already
 there) so that the policies inside never wait past it.
 
-On asyncio (Python 3.11+) with the system clock, a timeout costs no timer of its own: each
-``Timeout`` keeps its pending deadlines in arrival order (a deadline is always "now + the same
-seconds", so the order never changes) and one loop timer, armed for the earliest, cancels the
-calls that overran. A finished call's entry lets go of its task at once and leaves the queue at
-its head, or in a sweep when the queue has doubled, so that one long call does not make the
-calls behind it pile up. Elsewhere (trio, Python 3.10) it uses a cancel scope, and with any
-other clock (such as :class:`~httpx_resilience.testing.FakeClock`) a watcher task sleeping on
-that clock.
+Whatever the clock, the expiry is a timer of the clock (``Clock.call_at``: the event loop's
+with the system clock, its own heap with :class:`~httpx_resilience.testing.FakeClock`), so that
+tests run the path production runs. What the timer cancels depends on the event loop alone:
+
+- asyncio, Python 3.11+: the task itself, taken back with ``Task.uncancel()`` when the call
+  ends otherwise. A timeout then costs no timer of its own: each ``Timeout`` keeps its pending
+  deadlines in arrival order (a deadline is always "now + the same seconds", so the order never
+  changes) and one timer, armed for the earliest, cancels the calls that overran. A finished
+  call's entry lets go of its task at once and leaves the queue at its head, or in a sweep when
+  the queue has doubled, so that one long call does not make the calls behind it pile up.
+- trio, or Python 3.10 (no ``uncancel()`` to tell our cancellation from another's): an anyio
+  cancel scope, which is what cancels on trio, and the only way to do it safely without
+  ``uncancel()``. It costs a scope and a timer per call.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ import asyncio
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
 
-from .._clock import SYSTEM_CLOCK, Clock, SystemClock
+from .._clock import SYSTEM_CLOCK, Clock, SystemClock, Timer, call_at
+from .._running_task import running_asyncio_task
 from ..context import _UNKNOWN, Context
 from ..errors import TimeoutRejected
 from ..telemetry import emit
@@ -36,24 +43,14 @@ T = TypeVar("T")
 
 _ACTIVE, _DONE, _FIRED = 0, 1, 2
 _STATE, _TASK, _DEADLINE = 0, 1, 2
-_HAS_UNCANCEL = sys.version_info >= (3, 11)
-_get_running_loop = asyncio._get_running_loop
-# asyncio.current_task is written in Python on 3.11 (in C from 3.12), where all it does is read
-# this dict: read it directly, sparing a frame on every execution.
-_current_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = (
-    asyncio.tasks._current_tasks.get
-    if sys.version_info < (3, 12) and hasattr(asyncio.tasks, "_current_tasks")
-    else asyncio.current_task
-)
-
 # One guarded call is a small list, [state, task, deadline]: on the hot path a list literal
 # costs a fraction of an instance of a class.
 _Expiry = list[Any]
 
 
-def _running_asyncio_task() -> asyncio.Task[Any] | None:
-    loop = _get_running_loop()
-    return None if loop is None else _current_task(loop)
+# The task path takes its cancellation back with Task.uncancel() (3.11), the only way to tell
+# it from another's; without it (3.10), calls take the cancel scope path.
+_HAS_UNCANCEL = sys.version_info >= (3, 11)
 
 
 def _fire(expiry: _Expiry) -> None:
@@ -69,16 +66,39 @@ _MIN_SWEEP = 64
 class _Watchdog:
     """The pending deadlines of one Timeout on one event loop, earliest first."""
 
-    __slots__ = ("handle", "loop", "queue", "sweep_at")
+    __slots__ = ("armed_at", "clock", "handle", "linger", "loop", "queue", "sweep_at")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, clock: Clock) -> None:
         self.loop = loop
+        self.clock = clock
         self.queue: deque[_Expiry] = deque()
-        self.handle: asyncio.TimerHandle | None = None
+        self.handle: Timer | None = None
+        self.armed_at = 0.0
         self.sweep_at = _MIN_SWEEP
+        # The system clock's timer may outlive the last call: it fires once, finds nothing and
+        # stops, which costs far less than a cancelled timer and a new one on every call. On
+        # any other clock a pending timer can be seen (a FakeClock counts it, and moves time to
+        # it when every task waits), so there the timer follows the earliest pending call.
+        self.linger = type(clock) is SystemClock
 
-    def arm(self, delay: float) -> None:
-        self.handle = self.loop.call_later(delay, self._expire)
+    def arm(self, when: float) -> None:
+        self.armed_at = when
+        self.handle = call_at(self.clock, when, self._expire)
+
+    def settle(self) -> None:
+        """After a call ends (when the timer must not linger): arm the timer for the earliest
+        pending call, or for none."""
+        queue = self.queue
+        while queue and queue[0][_STATE]:
+            queue.popleft()
+        handle = self.handle
+        if queue and handle is not None and queue[0][_DEADLINE] == self.armed_at:
+            return
+        if handle is not None:
+            handle.cancel()
+            self.handle = None
+        if queue:
+            self.arm(queue[0][_DEADLINE])
 
     def sweep(self) -> None:
         """Drop every finished call from the queue.
@@ -95,7 +115,7 @@ class _Watchdog:
 
     def _expire(self) -> None:
         self.handle = None
-        now = SYSTEM_CLOCK.monotonic()
+        now = self.clock.monotonic()
         queue = self.queue
         while queue:
             head = queue[0]
@@ -105,7 +125,7 @@ class _Watchdog:
                 queue.popleft()
                 _fire(head)
             else:
-                self.arm(head[_DEADLINE] - now)
+                self.arm(head[_DEADLINE])
                 break
 
 
@@ -121,15 +141,12 @@ class Timeout:
     is never turned into ``TimeoutRejected`` and never swallowed.
     """
 
-    __slots__ = ("_clock", "_fast", "_monotonic", "_seconds", "_system", "_watchdog")
+    __slots__ = ("_clock", "_monotonic", "_seconds", "_watchdog")
 
     def __init__(self, seconds: float, *, clock: Clock | None = None) -> None:
         self._seconds = positive("Timeout", "seconds", seconds)
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self._monotonic = self._clock.monotonic
-        self._system = type(self._clock) is SystemClock
-        # The watchdog needs Task.uncancel() (3.11) to tell its cancellation from others'.
-        self._fast = self._system and _HAS_UNCANCEL
         self._watchdog: _Watchdog | None = None
 
     @property
@@ -151,18 +168,17 @@ class Timeout:
         previous = context.deadline
         task = context._task
         if task is _UNKNOWN:
-            task = context._task = _running_asyncio_task()
+            task = context._task = running_asyncio_task()
         watchdog = self._watchdog
         if (
             task is None
-            or not self._fast
             or (previous is not None and previous < deadline)
             or watchdog is None
             or watchdog.loop is not task.get_loop()
         ):
             return await self._execute_other(next, context, task, now, deadline, previous)
 
-        # The hot path: asyncio, the system clock, our own deadline.
+        # The hot path: asyncio, our own deadline.
         queue = watchdog.queue
         # Calls mostly finish in the order they started, so finished entries gather at the
         # head; dropping them here keeps the queue about as long as the calls in flight.
@@ -172,9 +188,9 @@ class Timeout:
             watchdog.sweep()
         expiry = [_ACTIVE, task, deadline]
         queue.append(expiry)
-        if watchdog.handle is None:
-            watchdog.arm(deadline - now)
         cancelling = task.cancelling()
+        if watchdog.handle is None:
+            watchdog.arm(deadline)
         context.deadline = deadline
         try:
             return await next(context)
@@ -195,6 +211,8 @@ class Timeout:
             # (a finished task holds its result, a running one its frames).
             expiry[0] = _DONE
             expiry[1] = None
+            if not watchdog.linger:
+                watchdog.settle()
 
     async def _execute_other(
         self,
@@ -205,23 +223,21 @@ class Timeout:
         deadline: float,
         previous: float | None,
     ) -> T:
-        """Everything but the hot path: another backend or clock, an earlier deadline from
-        outside, or the first call on this event loop."""
+        """Everything but the hot path: trio or Python 3.10, an earlier deadline from outside,
+        or the first call on this event loop."""
         tightened = previous is not None and previous < deadline
         if tightened:
             deadline = previous  # type: ignore[assignment]
-        if task is None or not self._fast:
-            if self._system:
-                return await self._execute_scope(next, context, now, deadline)
-            return await self._execute_watched(next, context, now, deadline)
+        if task is None or not _HAS_UNCANCEL:
+            return await self._execute_scope(next, context, now, deadline)
         if not tightened:
-            self._watchdog = _Watchdog(task.get_loop())
+            self._watchdog = _Watchdog(task.get_loop(), self._clock)
             return await self.execute(next, context)
         # A deadline from outside is earlier than ours and out of arrival order: it gets a
         # timer of its own (this happens only late in an execution, never on a first try).
         expiry = [_ACTIVE, task, deadline]
-        handle = task.get_loop().call_later(deadline - now, _fire, expiry)
         cancelling = task.cancelling()
+        timer = call_at(self._clock, deadline, partial(_fire, expiry))
         context.deadline = deadline
         try:
             return await next(context)
@@ -234,7 +250,7 @@ class Timeout:
         finally:
             context.deadline = previous
             if expiry[0] == _ACTIVE:
-                handle.cancel()
+                timer.cancel()
             elif expiry[0] == _FIRED:
                 task.uncancel()
             expiry[0] = _DONE
@@ -244,49 +260,15 @@ class Timeout:
     ) -> T:
         previous = context.deadline
         context.deadline = deadline
+        scope = anyio.CancelScope()
+        timer = call_at(self._clock, deadline, scope.cancel)
         try:
-            with anyio.CancelScope(deadline=anyio.current_time() + (deadline - now)) as scope:
+            with scope:
                 return await next(context)
         finally:
+            timer.cancel()
             context.deadline = previous
         # Reached only when our own scope swallowed the cancellation it caused.
-        assert scope.cancelled_caught
-        raise self._rejected(context, now, deadline)
-
-    async def _execute_watched(
-        self, next: Callable[[Context], Awaitable[T]], context: Context, now: float, deadline: float
-    ) -> T:
-        clock = self._clock
-        expired = False
-
-        async def watch(scope: anyio.CancelScope) -> None:
-            nonlocal expired
-            # Measured from now, not from the start: the call runs before this task does, and
-            # time may have moved meanwhile (a clock advanced by hand, a slow first step).
-            while (remaining := deadline - clock.monotonic()) > 0:
-                await clock.sleep(remaining)
-            expired = True
-            scope.cancel()
-
-        previous = context.deadline
-        context.deadline = deadline
-        failure: Exception | None = None
-        try:
-            with anyio.CancelScope() as scope:
-                async with anyio.create_task_group() as watchers:
-                    watchers.start_soon(watch, scope)
-                    try:
-                        return await next(context)
-                    except Exception as exc:
-                        # Raised outside the task group so that it is not wrapped in a group.
-                        failure = exc
-                    finally:
-                        watchers.cancel_scope.cancel()
-        finally:
-            context.deadline = previous
-        if failure is not None:
-            raise failure
-        assert expired
         assert scope.cancelled_caught
         raise self._rejected(context, now, deadline)
 
