@@ -33,7 +33,10 @@ class Attempt(Outcome[Any]):
             earlier one.
     """
 
-    __slots__ = ("delay", "duration", "hedged", "number")
+    __slots__ = ("_mark", "delay", "duration", "hedged", "number")
+
+    # How many tries the report held when this one began (see ExecutionReport._begin).
+    _mark: int
 
     def __init__(
         self,
@@ -135,6 +138,44 @@ class ExecutionReport:
         if decided is not None and decided[1] == len(attempts):
             return decided[0]
         return attempts[-1] if attempts else None
+
+    # The report records the tries, here only: the policies that make tries (retry, hedging)
+    # begin and end them through these methods, and the others only annotate (the wait after a
+    # try, why retrying stopped, which try a race decided on).
+
+    def _begin(self, number: int) -> Attempt:
+        """A try (of a retry) starting now, numbered ``number``; :meth:`_end` records it."""
+        # Built in place: a class call costs several times as much on CPython 3.11, and this
+        # runs for every call through a retry.
+        attempt: Attempt = _new(Attempt)
+        attempt.number = number
+        attempt.delay = None
+        attempt.hedged = False
+        attempt._mark = len(self.attempts)
+        return attempt
+
+    def _end(self, attempt: Attempt) -> None:
+        """Record ``attempt``, begun with :meth:`_begin` and given its outcome and duration,
+        unless tries were recorded while it ran: a policy inside that makes tries of its own
+        (hedging) records each of them instead, since the report lists calls of the dependency,
+        not tries of the rest of the pipeline."""
+        attempts = self.attempts
+        if len(attempts) == attempt._mark:
+            attempts.append(attempt)
+
+    def _start(self, hedged: bool) -> Attempt:
+        """A try racing others (hedging), recorded now, numbered after the tries recorded
+        already (a retry around may have made some); its outcome is filled in as it ends."""
+        attempts = self.attempts
+        attempt = Attempt(len(attempts), hedged=hedged)
+        attempts.append(attempt)
+        return attempt
+
+    def _only(self, result: Any, exception: BaseException | None) -> None:
+        """Record the execution as its one try when no policy counted tries (the exchange of
+        the HTTP layer, the failure a fallback answered for)."""
+        if not self.attempts:
+            self.attempts.append(Attempt(0, result, exception))
 
     def _decide(self, attempt: Attempt) -> None:
         """Record that a race among tries (hedging) ended with ``attempt``."""

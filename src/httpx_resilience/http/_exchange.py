@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from ..context import Attempt, Context, ExecutionReport, _new_context
+from ..context import Context, ExecutionReport, _new_context
 from ..errors import (
     BrokenCircuitError,
     BulkheadRejected,
@@ -143,9 +143,8 @@ def finish_exchange(context: Context, response: httpx.Response, started: float) 
     like any other, timed since ``started``)."""
     report = context._report
     assert report is not None
-    if not report.attempts:
-        # No retry or hedging policy counted tries: the exchange was the one try.
-        report.attempts.append(Attempt(0, response))
+    # If no retry or hedging policy counted tries, the exchange was the one try.
+    report._only(response, None)
     if report.fallback is not None:
         answered(response, _monotonic() - started)
     response.extensions["resilience"] = report
@@ -173,8 +172,7 @@ def exchange_failed(context: Context, exc: Exception) -> Exception:
     assert context.request is not None
     if isinstance(exc, ResilienceError):
         return as_httpx_error(exc, context.request)
-    if not report.attempts:
-        report.attempts.append(Attempt(0, None, exc))
+    report._only(None, exc)
     return exc
 
 

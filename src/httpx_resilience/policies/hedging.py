@@ -251,10 +251,7 @@ class _Race(Generic[T]):
 
     def start(self, *, hedged: bool) -> None:
         """Start a try, reported as an attempt (``hedged`` if it races an earlier one)."""
-        attempts = self._report.attempts
-        # Numbered after the tries already reported (a retry around may have made some).
-        attempt = Attempt(len(attempts), hedged=hedged)
-        attempts.append(attempt)
+        attempt = self._report._start(hedged)
         self.started += 1
         self.running += 1
         self._tries.start_soon(self._run, attempt)

@@ -31,7 +31,6 @@ __all__ = ["Retry"]
 
 T = TypeVar("T")
 
-_new = object.__new__
 
 WaitStrategy = Callable[[tenacity.RetryCallState], float]
 StopStrategy = Callable[[tenacity.RetryCallState], bool]
@@ -179,7 +178,6 @@ class Retry:
         classifier = context.classifier
         handle = self._handle
         report = context._report or context.report
-        attempts = report.attempts
         start = began = monotonic()
         budget = self._budget
         if budget is not None:
@@ -198,15 +196,7 @@ class Retry:
         state: tenacity.RetryCallState | None = None
         while True:
             context.attempt = number
-            # Each try is recorded as an Attempt built in place: a class call costs several
-            # times as much on CPython 3.11, and this runs for every call.
-            attempt: Attempt = _new(Attempt)
-            attempt.number = number
-            attempt.delay = None
-            attempt.hedged = False
-            # A policy inside that makes tries of its own (hedging) records them instead: the
-            # report lists calls of the dependency, not tries of the rest of the pipeline.
-            recorded = len(attempts)
+            attempt = report._begin(number)
             try:
                 attempt.result = await next(context)
             except Exception as exc:
@@ -214,16 +204,14 @@ class Retry:
                 attempt.duration = ended - began
                 attempt.result = None
                 attempt.exception = exc
-                if len(attempts) == recorded:
-                    attempts.append(attempt)
+                report._end(attempt)
                 if not (classifier.failed_exception(exc) if handle is None else handle(attempt)):
                     raise
             else:
                 ended = monotonic()
                 attempt.duration = ended - began
                 attempt.exception = None
-                if len(attempts) == recorded:
-                    attempts.append(attempt)
+                report._end(attempt)
                 if not (
                     classifier.failed_result(attempt.result) if handle is None else handle(attempt)
                 ):
@@ -234,7 +222,8 @@ class Retry:
             delay = self._next_delay(context, state, attempt, ended)
             if delay is None:
                 return cast(T, attempt.unwrap())
-            attempts[-1].delay = delay
+            # The wait follows the last try recorded (this one, or the last of a race inside).
+            report.attempts[-1].delay = delay
             emit(
                 context,
                 "retry",
