@@ -339,6 +339,18 @@ def _new_context(
     return context
 
 
+def _new_report(profile: str | None) -> ExecutionReport:
+    """A new report, as ``ExecutionReport(profile)`` makes it, for the HTTP layer, which makes
+    one per request: built in place, as :func:`_new_context` builds a context."""
+    report: ExecutionReport = _new(ExecutionReport)
+    report.attempts = []
+    report.profile = profile
+    report.retry_stopped = report.fallback = report.fallback_cause = None
+    report._events = report._decided = report._deposited = None
+    report.from_cache = False
+    return report
+
+
 def by_origin(context: Context) -> str:
     """Partition key naming the origin (scheme, host and port) of the context's HTTP request.
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from ..context import Context, ExecutionReport, _new_context
+from ..context import Context, _new_context, _new_report
 from ..errors import (
     BrokenCircuitError,
     BulkheadRejected,
@@ -28,7 +28,6 @@ from ..telemetry import NO_TELEMETRY
 from ._errors import as_httpx_error
 from .classify import HTTP_CLASSIFIER, IDEMPOTENT_METHODS, can_replay
 
-_new = object.__new__
 _monotonic = time.monotonic
 
 
@@ -113,14 +112,6 @@ def start_exchange(
     profile: str | None,
 ) -> Context:
     """The context of one exchange, ready for ``Pipeline.run``."""
-    # This runs for every request, so the context and its report are built in place: on
-    # CPython 3.11 a class call with keyword arguments costs several times as much.
-    report: ExecutionReport = _new(ExecutionReport)
-    report.attempts = []
-    report.profile = profile
-    report.retry_stopped = report.fallback = report.fallback_cause = None
-    report._events = report._decided = report._deposited = None
-    report.from_cache = False
     replayable = (
         request.method in IDEMPOTENT_METHODS and type(request.stream) is httpx.ByteStream
     ) or can_replay(request, retry_non_idempotent=retry_non_idempotent)
@@ -132,7 +123,7 @@ def start_exchange(
         HTTP_CLASSIFIER,
         replayable,
         None,
-        report,
+        _new_report(profile),
         send,
         NO_TELEMETRY,  # the pipeline's, once it runs
     )

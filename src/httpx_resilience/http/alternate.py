@@ -146,7 +146,7 @@ class Alternate:
                 inner = start_exchange(retargeted, send, False, None)
                 inner.replayable = context.replayable
                 response = await self._pipeline.run(inner)
-                response.extensions["resilience"] = inner._report
+                response.extensions["resilience"] = inner.report
             # Read as sent (still encoded), so that the caller can stream it like any response;
             # from the stream itself, since a transport may return a response read already.
             try:
