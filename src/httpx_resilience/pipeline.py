@@ -186,8 +186,8 @@ class Pipeline:
         failed: Callable[[Context, Exception], Exception] | None = None,
     ) -> Awaitable[Any]:
         """Run the policies on ``context``, whose call is already bound: the one way an execution
-        runs, for :meth:`execute` and the integrations (the HTTP layer, an alternate's pipeline);
-        applications call :meth:`execute`.
+        runs, for :meth:`execute` and the library's HTTP layer (its dispatch, an alternate's
+        pipeline); applications call :meth:`execute`.
 
         The execution's events go to this pipeline's listeners, and an
         :class:`~httpx_resilience.telemetry.ExecutionListener` hears how long it took once
