@@ -35,7 +35,7 @@ class Attempt(Outcome[Any]):
 
     __slots__ = ("_mark", "delay", "duration", "hedged", "number")
 
-    # How many tries the report held when this one began (see ExecutionReport._begin).
+    # How many tries the report held when this one began (see ExecutionReport._end).
     _mark: int
 
     def __init__(
@@ -140,25 +140,14 @@ class ExecutionReport:
         return attempts[-1] if attempts else None
 
     # The report records the tries, here only: the policies that make tries (retry, hedging)
-    # begin and end them through these methods, and the others only annotate (the wait after a
-    # try, why retrying stopped, which try a race decided on).
-
-    def _begin(self, number: int) -> Attempt:
-        """A try (of a retry) starting now, numbered ``number``; :meth:`_end` records it."""
-        # Built in place: a class call costs several times as much on CPython 3.11, and this
-        # runs for every call through a retry.
-        attempt: Attempt = _new(Attempt)
-        attempt.number = number
-        attempt.delay = None
-        attempt.hedged = False
-        attempt._mark = len(self.attempts)
-        return attempt
+    # record them through these methods, and the others only annotate (the wait after a try,
+    # why retrying stopped, which try a race decided on).
 
     def _end(self, attempt: Attempt) -> None:
-        """Record ``attempt``, begun with :meth:`_begin` and given its outcome and duration,
-        unless tries were recorded while it ran: a policy inside that makes tries of its own
-        (hedging) records each of them instead, since the report lists calls of the dependency,
-        not tries of the rest of the pipeline."""
+        """Record ``attempt``, a try of a retry given its outcome and duration, unless tries were
+        recorded while it ran (``attempt._mark``: how many the report held when it began): a
+        policy inside that makes tries of its own (hedging) records each of them instead, since
+        the report lists calls of the dependency, not tries of the rest of the pipeline."""
         attempts = self.attempts
         if len(attempts) == attempt._mark:
             attempts.append(attempt)

@@ -172,7 +172,11 @@ class Pipeline:
             # its events would go to this pipeline's listeners.
             context = context._nested(call, telemetry)
         try:
-            result: T = await self.run(context)
+            # As run() does, without a call of its own: this is every execution's happy path.
+            if telemetry.timed:
+                result: T = await self._run_timed(context, None, None)
+            else:
+                result = await self._chain(context)
             return result
         finally:
             if owned:
