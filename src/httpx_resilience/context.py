@@ -34,7 +34,10 @@ class Attempt(Outcome[Any]):
             earlier one.
     """
 
-    __slots__ = ("delay", "duration", "hedged", "number")
+    __slots__ = ("_mark", "delay", "duration", "hedged", "number")
+
+    # How many tries the report held when this one began (see ExecutionReport._end).
+    _mark: int
 
     def __init__(
         self,
@@ -136,6 +139,33 @@ class ExecutionReport:
         if decided is not None and decided[1] == len(attempts):
             return decided[0]
         return attempts[-1] if attempts else None
+
+    # The report records the tries, here only: the policies that make tries (retry, hedging)
+    # record them through these methods, and the others only annotate (the wait after a try,
+    # why retrying stopped, which try a race decided on).
+
+    def _end(self, attempt: Attempt) -> None:
+        """Record ``attempt``, a try of a retry given its outcome and duration, unless tries were
+        recorded while it ran (``attempt._mark``: how many the report held when it began): a
+        policy inside that makes tries of its own (hedging) records each of them instead, since
+        the report lists calls of the dependency, not tries of the rest of the pipeline."""
+        attempts = self.attempts
+        if len(attempts) == attempt._mark:
+            attempts.append(attempt)
+
+    def _start(self, hedged: bool) -> Attempt:
+        """A try racing others (hedging), recorded now, numbered after the tries recorded
+        already (a retry around may have made some); its outcome is filled in as it ends."""
+        attempts = self.attempts
+        attempt = Attempt(len(attempts), hedged=hedged)
+        attempts.append(attempt)
+        return attempt
+
+    def _only(self, result: Any, exception: BaseException | None) -> None:
+        """Record the execution as its one try when no policy counted tries (the exchange of
+        the HTTP layer, the failure a fallback answered for)."""
+        if not self.attempts:
+            self.attempts.append(Attempt(0, result, exception))
 
     def _decide(self, attempt: Attempt) -> None:
         """Record that a race among tries (hedging) ended with ``attempt``."""
@@ -305,6 +335,18 @@ def _new_context(
     context._telemetry = telemetry
     context._task = _UNKNOWN
     return context
+
+
+def _new_report(profile: str | None) -> ExecutionReport:
+    """A new report, as ``ExecutionReport(profile)`` makes it, for the HTTP layer, which makes
+    one per request: built in place, as :func:`_new_context` builds a context."""
+    report: ExecutionReport = _new(ExecutionReport)
+    report.attempts = []
+    report.profile = profile
+    report.retry_stopped = report.fallback = report.fallback_cause = None
+    report._events = report._decided = report._deposited = None
+    report.from_cache = False
+    return report
 
 
 def by_origin(context: Context) -> str:

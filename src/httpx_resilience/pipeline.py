@@ -172,21 +172,64 @@ class Pipeline:
             # its events would go to this pipeline's listeners.
             context = context._nested(call, telemetry)
         try:
-            if not telemetry.timed:
-                result: T = await self._chain(context)
-                return result
-            clock_start = _monotonic()
-            try:
+            # As run() does, without a call of its own: this is every execution's happy path.
+            if telemetry.timed:
+                result: T = await self._run_timed(context, None, None)
+            else:
                 result = await self._chain(context)
-            except BaseException as exc:
-                telemetry.executed(context, _monotonic() - clock_start, exc)
-                raise
-            telemetry.executed(context, _monotonic() - clock_start, None)
             return result
         finally:
             if owned:
                 # Free again (its telemetry is read only while an execution owns it).
                 context._call = None
+
+    def run(
+        self,
+        context: Context,
+        finish: Callable[[Context, Any, float], object] | None = None,
+        failed: Callable[[Context, Exception], Exception] | None = None,
+    ) -> Awaitable[Any]:
+        """Run the policies on ``context``, whose call is already bound: the one way an execution
+        runs, for :meth:`execute` and the library's HTTP layer (its dispatch, an alternate's
+        pipeline); applications call :meth:`execute`.
+
+        The execution's events go to this pipeline's listeners, and an
+        :class:`~httpx_resilience.telemetry.ExecutionListener` hears how long it took once
+        ``finish(context, result, started)`` has seen its result (``started``: the monotonic
+        time it began) or ``failed(context, exc)`` has given the exception to raise instead.
+        """
+        telemetry = context._telemetry = self._telemetry
+        if finish is None and failed is None and not telemetry.timed:
+            # The happy path of a plain pipeline: no clock, no coroutine of its own.
+            return self._chain(context)
+        return self._run_timed(context, finish, failed)
+
+    async def _run_timed(
+        self,
+        context: Context,
+        finish: Callable[[Context, Any, float], object] | None,
+        failed: Callable[[Context, Exception], Exception] | None,
+    ) -> Any:
+        telemetry = self._telemetry
+        started = _monotonic()
+        try:
+            result = await self._chain(context)
+        except Exception as exc:
+            raised = exc if failed is None else failed(context, exc)
+            if telemetry.timed:
+                telemetry.executed(context, _monotonic() - started, raised)
+            if raised is exc:
+                raise
+            raise raised from exc.__cause__
+        except BaseException as exc:
+            if telemetry.timed:
+                telemetry.executed(context, _monotonic() - started, exc)
+            raise
+        if finish is not None:
+            finish(context, result, started)
+        if telemetry.timed:
+            telemetry.executed(context, _monotonic() - started, None)
+        return result
 
     async def aclose(self) -> None:
         """Release what the policies hold (the connections of a fallback's alternate).

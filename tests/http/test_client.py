@@ -9,6 +9,7 @@ import respx
 import tenacity
 
 from httpx_resilience import (
+    Alternate,
     BulkheadRejected,
     Context,
     ExecutionReport,
@@ -282,3 +283,38 @@ async def test_transport_over_the_real_http_transport_with_respx(
     delays = [a.delay for a in response.extensions["resilience"].attempts]
     assert delays == [0.25, 2.0, None]
     assert clock.monotonic() == 2.25
+
+
+class ExecutionTimer:
+    """An execution listener keeping the status (or exception) each execution ended with."""
+
+    def __init__(self) -> None:
+        self.executions: list[str] = []
+
+    def __call__(self, event: Any) -> None:
+        pass
+
+    def on_execution(
+        self, context: Context, duration: float, exception: BaseException | None
+    ) -> None:
+        assert duration >= 0
+        assert context.request is not None
+        ended = type(exception).__name__ if exception is not None else "ok"
+        self.executions.append(f"{context.request.url.host} {ended}")
+
+
+async def test_an_alternates_pipeline_reports_its_executions_to_its_listeners() -> None:
+    primary_timer, alternate_timer = ExecutionTimer(), ExecutionTimer()
+    alternate = Alternate(
+        "http://mirror.test",
+        transport=httpx.MockTransport(Upstream()),
+        pipeline=Pipeline([], listeners=[alternate_timer]),
+    )
+    pipeline = Pipeline.builder(listeners=[primary_timer]).fallback(alternate=alternate).build()
+    transport = httpx.MockTransport(Upstream(503))
+    async with ResilientClient(pipeline=pipeline, transport=transport) as client:
+        response = await client.get("http://primary.test/")
+    assert response.status_code == 200
+    assert response.extensions["resilience"].fallback == "alternate"
+    assert primary_timer.executions == ["primary.test ok"]
+    assert alternate_timer.executions == ["mirror.test ok"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from ..context import Attempt, Context, ExecutionReport, _new_context
+from ..context import Context, _new_context, _new_report
 from ..errors import (
     BrokenCircuitError,
     BulkheadRejected,
@@ -23,11 +23,11 @@ from ..errors import (
 )
 from ..outcome import Outcome
 from ..pipeline import Pipeline
+from ..telemetry import NO_TELEMETRY
 from ._errors import as_httpx_error
 from ._routing import Routing
 from .classify import HTTP_CLASSIFIER, IDEMPOTENT_METHODS, can_replay
 
-_new = object.__new__
 _monotonic = time.monotonic
 
 
@@ -75,41 +75,22 @@ class Dispatch:
         """The profiles, if requests are routed to them."""
         return self._registry
 
-    async def exchange(
+    def exchange(
         self, request: httpx.Request, send: Callable[[], Awaitable[httpx.Response]]
-    ) -> httpx.Response:
+    ) -> Awaitable[httpx.Response]:
         """Send ``request`` (with ``send``) through its pipeline; attach the report."""
         registry = self._registry
         if registry is None:
             pipeline = self._pipeline
             assert pipeline is not None
-            context = start_exchange(pipeline, request, send, self._retry_non_idempotent, None)
+            context = start_exchange(request, send, self._retry_non_idempotent, None)
         else:
             # An unknown profile named by the request is an error before anything is sent.
             profile = registry.route(request, self._routes)
             pipeline = registry.get(profile)
             retry = self._retry_non_idempotent or registry.retry_non_idempotent(profile)
-            context = start_exchange(pipeline, request, send, retry, profile)
-        telemetry = pipeline._telemetry
-        # Always read: a fallback's answer gets its .elapsed from it.
-        started = _monotonic()
-        try:
-            response: httpx.Response = await pipeline._chain(context)
-        except Exception as exc:
-            rejection = exchange_failed(context, exc)
-            if telemetry.timed:
-                telemetry.executed(context, _monotonic() - started, rejection)
-            if rejection is exc:
-                raise
-            raise rejection from exc.__cause__
-        except BaseException as exc:
-            if telemetry.timed:
-                telemetry.executed(context, _monotonic() - started, exc)
-            raise
-        finish_exchange(context, response, started)
-        if telemetry.timed:
-            telemetry.executed(context, _monotonic() - started, None)
-        return response
+            context = start_exchange(request, send, retry, profile)
+        return pipeline.run(context, finish_exchange, exchange_failed)
 
     async def aclose(self) -> None:
         """Release what the pipelines hold."""
@@ -120,21 +101,12 @@ class Dispatch:
 
 
 def start_exchange(
-    pipeline: Pipeline,
     request: httpx.Request,
     send: Callable[[], Awaitable[httpx.Response]],
     retry_non_idempotent: bool,
     profile: str | None,
 ) -> Context:
-    """The context of one exchange, ready for ``pipeline._chain``."""
-    # This runs for every request, so the context and its report are built in place: on
-    # CPython 3.11 a class call with keyword arguments costs several times as much.
-    report: ExecutionReport = _new(ExecutionReport)
-    report.attempts = []
-    report.profile = profile
-    report.retry_stopped = report.fallback = report.fallback_cause = None
-    report._events = report._decided = report._deposited = None
-    report.from_cache = False
+    """The context of one exchange, ready for ``Pipeline.run``."""
     replayable = (
         request.method in IDEMPOTENT_METHODS and type(request.stream) is httpx.ByteStream
     ) or can_replay(request, retry_non_idempotent=retry_non_idempotent)
@@ -146,26 +118,22 @@ def start_exchange(
         HTTP_CLASSIFIER,
         replayable,
         None,
-        report,
+        _new_report(profile),
         send,
-        pipeline._telemetry,
+        NO_TELEMETRY,  # the pipeline's, once it runs
     )
 
 
-def finish_exchange(
-    context: Context, response: httpx.Response, started: float | None = None
-) -> httpx.Response:
+def finish_exchange(context: Context, response: httpx.Response, started: float) -> None:
     """Attach the report to the response that is returned (and make a fallback's answer one
     like any other, timed since ``started``)."""
     report = context._report
     assert report is not None
-    if not report.attempts:
-        # No retry or hedging policy counted tries: the exchange was the one try.
-        report.attempts.append(Attempt(0, response))
-    if report.fallback is not None and started is not None:
+    # If no retry or hedging policy counted tries, the exchange was the one try.
+    report._only(response, None)
+    if report.fallback is not None:
         answered(response, _monotonic() - started)
     response.extensions["resilience"] = report
-    return response
 
 
 def answered(response: Any, elapsed: float) -> None:
@@ -190,8 +158,7 @@ def exchange_failed(context: Context, exc: Exception) -> Exception:
     assert context.request is not None
     if isinstance(exc, ResilienceError):
         return as_httpx_error(exc, context.request)
-    if not report.attempts:
-        report.attempts.append(Attempt(0, None, exc))
+    report._only(None, exc)
     return exc
 
 

@@ -143,10 +143,10 @@ class Alternate:
             if self._pipeline is None:
                 response = await send()
             else:
-                inner = start_exchange(self._pipeline, retargeted, send, False, None)
+                inner = start_exchange(retargeted, send, False, None)
                 inner.replayable = context.replayable
-                response = await self._pipeline._chain(inner)
-                response.extensions["resilience"] = inner._report
+                response = await self._pipeline.run(inner)
+                response.extensions["resilience"] = inner.report
             # Read as sent (still encoded), so that the caller can stream it like any response;
             # from the stream itself, since a transport may return a response read already.
             try:

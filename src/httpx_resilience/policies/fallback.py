@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .._clock import SYSTEM_CLOCK, Clock
-from ..context import Attempt, Context
+from ..context import Context
 from ..errors import ResilienceError
 from ..outcome import Outcome, predicate_text
 from ..telemetry import describe_outcome, emit
@@ -219,9 +219,8 @@ class Fallback:
             if answer is None:
                 continue
             report = context.report
-            if not report.attempts:
-                # Without a retry to count tries, the failure answered for was the one try.
-                report.attempts.append(Attempt(0, outcome.result, outcome.exception))
+            # Without a retry to count tries, the failure answered for was the one try.
+            report._only(outcome.result, outcome.exception)
             report.fallback = source.name
             report.fallback_cause = describe_outcome(outcome)
             emit(

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Generic, TypeVar
 
 import anyio
 
@@ -129,118 +130,195 @@ class Hedging:
             failed = context.classifier.failed_result(attempt.result)
         return _FAILURE if failed else _ANSWER
 
+    def _hedge(self, race: _Race[T], context: Context, reason: str) -> bool:
+        """Start a hedged try if the cap and the budget allow; whether one was started."""
+        now = self._clock.monotonic()
+        if race.started > self._max_hedged_attempts:
+            return False
+        if self._budget is not None and not self._budget.try_withdraw(now):
+            emit(context, "budget_exhausted", "hedging", timestamp=now)
+            return False
+        emit(context, "hedge", "hedging", timestamp=now, reason=reason)
+        race.start(hedged=True)
+        return True
+
     async def execute(self, next: Callable[[Context], Awaitable[T]], context: Context) -> T:
         """Run ``next``, racing hedged tries against it while it is slow or failing."""
         if not context.replayable:
             return await next(context)
         clock = self._clock
-        report = context.report
         if self._budget is not None:
-            deposit_once(self._budget, report, clock.monotonic())
+            deposit_once(self._budget, context.report, clock.monotonic())
         delay = self._delay_for(context)
-        done: list[Attempt] = []
-        arrived = anyio.Event()
-        running = started = 0
-        winner: Attempt | None = None
-        last_failure: Attempt | None = None
-        last_rejection: Attempt | None = None
-
-        async def run(attempt: Attempt) -> None:
-            nonlocal running, arrived
-            began = clock.monotonic()
-            try:
-                attempt.result = await next(context.fork(attempt.number))
-            except Exception as exc:
-                attempt.exception = exc
-            except BaseException as exc:  # cancelled: it lost, or the caller gave up
-                attempt.exception = exc
-                attempt.duration = clock.monotonic() - began
-                running -= 1
-                raise
-            attempt.duration = clock.monotonic() - began
-            running -= 1
-            done.append(attempt)
-            arrived.set()
-
-        try:
-            async with anyio.create_task_group() as tries:
-
-                def start(reason: str | None) -> bool:
-                    nonlocal running, started
-                    if reason is not None:
-                        now = clock.monotonic()
-                        if started > self._max_hedged_attempts:
-                            return False
-                        if self._budget is not None and not self._budget.try_withdraw(now):
-                            emit(context, "budget_exhausted", "hedging", timestamp=now)
-                            return False
-                        emit(context, "hedge", "hedging", timestamp=now, reason=reason)
-                    # Numbered after the tries already reported (a retry around may have made
-                    # some).
-                    attempt = Attempt(len(report.attempts), hedged=reason is not None)
-                    report.attempts.append(attempt)
-                    started += 1
-                    running += 1
-                    tries.start_soon(run, attempt)
-                    return True
-
-                start(None)
-                may_hedge = True
-                while winner is None:
-                    if not done:
-                        timeout = delay if may_hedge else None
-                        if not await wait_for_event(arrived, timeout, clock):
-                            may_hedge = start("delay")
-                            continue
-                        arrived = anyio.Event()
-                    failed = False
-                    while done and winner is None:
-                        attempt = done.pop(0)
-                        verdict = self._judge(attempt, context)
-                        if verdict == _ANSWER:
-                            winner = attempt
-                        elif verdict == _REJECTED:
-                            # Not an answer: the race goes on with the tries still running.
-                            last_rejection = attempt
-                        else:
-                            failed = True
-                            previous, last_failure = last_failure, attempt
-                            if previous is not None:
-                                await context.classifier.discard(previous)
-                    if winner is not None:
+        race = _Race(next, context, clock)
+        async with race:
+            race.start(hedged=False)
+            may_hedge = True
+            while True:
+                if not await race.wait(delay if may_hedge else None):
+                    may_hedge = self._hedge(race, context, "delay")
+                    continue
+                # Every try that finished since the last look, in the order they finished; a
+                # batch of failures starts one hedge, as a single failure does.
+                failed = False
+                while (attempt := race.take()) is not None:
+                    verdict = self._judge(attempt, context)
+                    if verdict == _ANSWER:
+                        race.winner = attempt
                         break
-                    if failed and may_hedge:
-                        may_hedge = start("failure")
-                        if may_hedge:
-                            continue
-                    if running == 0:
-                        break
-                tries.cancel_scope.cancel()
-        except BaseException:
-            # Cancelled from outside (or broken) while deciding: what the finished tries
-            # returned reaches nobody.
-            await _release(context, (*done, winner, last_failure))
-            raise
-        outcome = winner if winner is not None else last_failure or last_rejection
-        assert outcome is not None
-        report._decide(outcome)
-        # Tries that finished after the race was decided, and the failure an answer replaced:
-        # nobody will see their results.
-        if winner is not None and last_failure is not None:
-            done.append(last_failure)
-        try:
-            while done:
-                await context.classifier.discard(done.pop())
-        except BaseException:
-            await _release(context, (*done, winner))
-            raise
+                    if verdict == _REJECTED:
+                        # Not an answer: the race goes on with the tries still running.
+                        race.rejection = attempt
+                    else:
+                        failed = True
+                        await race.failed(attempt)
+                if race.winner is not None:
+                    break
+                if failed and may_hedge:
+                    may_hedge = self._hedge(race, context, "failure")
+                    if may_hedge:
+                        continue
+                if race.running == 0:
+                    break
+        outcome = await race.close()
         return outcome.unwrap()  # type: ignore[no-any-return]
 
 
-async def _release(context: Context, attempts: tuple[Attempt | None, ...]) -> None:
-    """Discard the results of ``attempts`` while the hedging unwinds, shielded from the
-    cancellation that may be the reason (a response left open would hold its connection)."""
-    with anyio.CancelScope(shield=True):
-        for attempt in attempts:
-            if attempt is not None:
-                await context.classifier.discard(attempt)
+class _Race(Generic[T]):
+    """The tries of one hedged execution, as Polly's ``HedgingExecutionContext``: start a try,
+    wait for the next finished one, and on the way out cancel those still running and release
+    what nobody will see (their responses closed), on every way out, cancellation included.
+
+    Used as ``async with race:`` (the task group the tries run in), then :meth:`close`.
+    """
+
+    __slots__ = (
+        "_arrived",
+        "_clock",
+        "_context",
+        "_finished",
+        "_next",
+        "_report",
+        "_tries",
+        "failure",
+        "rejection",
+        "running",
+        "started",
+        "winner",
+    )
+
+    def __init__(
+        self, next: Callable[[Context], Awaitable[T]], context: Context, clock: Clock
+    ) -> None:
+        self._next = next
+        self._context = context
+        self._report = context.report
+        self._clock = clock
+        self._tries = anyio.create_task_group()
+        # Tries that finished and were not taken yet, in the order they finished.
+        self._finished: list[Attempt] = []
+        self._arrived = anyio.Event()
+        #: Tries started, and tries still running.
+        self.started = self.running = 0
+        #: The answer that won, the last failure, the last rejection by a policy inside.
+        self.winner: Attempt | None = None
+        self.failure: Attempt | None = None
+        self.rejection: Attempt | None = None
+
+    async def __aenter__(self) -> _Race[T]:
+        await self._tries.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        if exc is None:
+            # The race is decided: the tries still running lost. (On an exception, the task
+            # group cancels them itself.)
+            self._tries.cancel_scope.cancel()
+        try:
+            suppressed = await self._tries.__aexit__(exc_type, exc, tb)
+        except BaseException:
+            # Cancelled from outside (or broken) while deciding: what the finished tries
+            # returned reaches nobody.
+            await self._release(*self._finished, self.winner, self.failure)
+            raise
+        if exc is not None and not suppressed:
+            await self._release(*self._finished, self.winner, self.failure)
+        return suppressed
+
+    def start(self, *, hedged: bool) -> None:
+        """Start a try, reported as an attempt (``hedged`` if it races an earlier one)."""
+        attempt = self._report._start(hedged)
+        self.started += 1
+        self.running += 1
+        self._tries.start_soon(self._run, attempt)
+
+    async def _run(self, attempt: Attempt) -> None:
+        clock = self._clock
+        began = clock.monotonic()
+        try:
+            attempt.result = await self._next(self._context.fork(attempt.number))
+        except Exception as exc:
+            attempt.exception = exc
+        except BaseException as exc:  # cancelled: it lost, or the caller gave up
+            attempt.exception = exc
+            attempt.duration = clock.monotonic() - began
+            self.running -= 1
+            raise
+        attempt.duration = clock.monotonic() - began
+        self.running -= 1
+        self._finished.append(attempt)
+        self._arrived.set()
+
+    async def wait(self, timeout: float | None) -> bool:
+        """Wait until a try has finished (``True``) or ``timeout`` seconds passed (``False``)."""
+        if self._finished:
+            return True
+        if not await wait_for_event(self._arrived, timeout, self._clock):
+            return False
+        self._arrived = anyio.Event()
+        return True
+
+    def take(self) -> Attempt | None:
+        """The earliest finished try not taken yet, if any."""
+        finished = self._finished
+        return finished.pop(0) if finished else None
+
+    async def failed(self, attempt: Attempt) -> None:
+        """Keep ``attempt`` as the failure to give up with; release the one it replaces."""
+        previous, self.failure = self.failure, attempt
+        if previous is not None:
+            await self._context.classifier.discard(previous)
+
+    async def close(self) -> Attempt:
+        """The try the execution ends with (reported as its outcome); release the others that
+        finished: tries that finished after the race was decided, and the failure an answer
+        replaced."""
+        winner = self.winner
+        outcome = winner if winner is not None else self.failure or self.rejection
+        assert outcome is not None
+        self._report._decide(outcome)
+        finished = self._finished
+        if winner is not None and self.failure is not None:
+            finished.append(self.failure)
+        discard = self._context.classifier.discard
+        try:
+            while finished:
+                await discard(finished.pop())
+        except BaseException:
+            await self._release(*finished, winner)
+            raise
+        return outcome
+
+    async def _release(self, *attempts: Attempt | None) -> None:
+        """Discard the results of ``attempts`` while the race unwinds, shielded from the
+        cancellation that may be the reason (a response left open would hold its connection)."""
+        discard = self._context.classifier.discard
+        with anyio.CancelScope(shield=True):
+            for attempt in attempts:
+                if attempt is not None:
+                    await discard(attempt)

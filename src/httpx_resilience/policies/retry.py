@@ -32,12 +32,12 @@ __all__ = ["Retry"]
 
 T = TypeVar("T")
 
-_new = object.__new__
 
 WaitStrategy = Callable[[tenacity.RetryCallState], float]
 StopStrategy = Callable[[tenacity.RetryCallState], bool]
 
 _UNSET: Any = object()
+_new = object.__new__
 
 
 def _strategy_name(strategy: object) -> str:
@@ -208,15 +208,13 @@ class Retry:
         state: tenacity.RetryCallState | None = None
         while True:
             context.attempt = number
-            # Each try is recorded as an Attempt built in place: a class call costs several
-            # times as much on CPython 3.11, and this runs for every call.
+            # Built in place (a class call costs several times as much on CPython 3.11, and this
+            # runs for every call), with the mark by which report._end records it or not.
             attempt: Attempt = _new(Attempt)
             attempt.number = number
             attempt.delay = None
             attempt.hedged = False
-            # A policy inside that makes tries of its own (hedging) records them instead: the
-            # report lists calls of the dependency, not tries of the rest of the pipeline.
-            recorded = len(attempts)
+            attempt._mark = len(attempts)
             try:
                 attempt.result = await next(context)
             except Exception as exc:
@@ -224,16 +222,14 @@ class Retry:
                 attempt.duration = ended - began
                 attempt.result = None
                 attempt.exception = exc
-                if len(attempts) == recorded:
-                    attempts.append(attempt)
+                report._end(attempt)
                 if not (classifier.failed_exception(exc) if handle is None else handle(attempt)):
                     raise
             else:
                 ended = monotonic()
                 attempt.duration = ended - began
                 attempt.exception = None
-                if len(attempts) == recorded:
-                    attempts.append(attempt)
+                report._end(attempt)
                 if not (
                     classifier.failed_result(attempt.result) if handle is None else handle(attempt)
                 ):
@@ -244,7 +240,8 @@ class Retry:
             delay = self._next_delay(context, state, attempt, ended)
             if delay is None:
                 return cast(T, attempt.unwrap())
-            attempts[-1].delay = delay
+            # The wait follows the last try recorded (this one, or the last of a race inside).
+            report.attempts[-1].delay = delay
             emit(
                 context,
                 "retry",
