@@ -28,16 +28,11 @@ from ..outcome import Outcome, _is_rejection, predicate_text
 from ..telemetry import emit
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
 from ._validate import at_least, integer, positive, positive_or_none, ratio
+from ._windows import MAX_WINDOW_SIZE, CountWindow, TimeWindow
 
 __all__ = ["CircuitBreaker", "CircuitState"]
 
 T = TypeVar("T")
-
-_BUCKETS = 10
-
-#: The largest count window: it keeps one byte per call, and a window of 10**20 calls would
-#: fail (MemoryError, OverflowError) when the first partition is made, not when it is asked for.
-MAX_WINDOW_SIZE = 1_000_000
 
 
 class CircuitState(str, enum.Enum):
@@ -60,98 +55,6 @@ _CLOSED, _OPEN, _HALF_OPEN, _ISOLATED = (
 )
 
 
-class _TimeWindow:
-    """Calls of the last ``duration`` seconds, in ``_BUCKETS`` buckets of equal length."""
-
-    __slots__ = (
-        "_bucket_length",
-        "_end",
-        "_failures",
-        "_index",
-        "_slow",
-        "_totals",
-        "failures",
-        "slow",
-        "total",
-    )
-
-    def __init__(self, duration: float) -> None:
-        self._bucket_length = duration / _BUCKETS
-        self._totals = [0] * _BUCKETS
-        self._failures = [0] * _BUCKETS
-        self._slow = [0] * _BUCKETS
-        self._index = 0
-        self._end = -1.0  # end of the current bucket; -1: nothing recorded yet
-        self.total = self.failures = self.slow = 0
-
-    def reset(self) -> None:
-        for counts in (self._totals, self._failures, self._slow):
-            counts[:] = [0] * _BUCKETS
-        self._end = -1.0
-        self.total = self.failures = self.slow = 0
-
-    def _advance(self, now: float) -> None:
-        if self._end < 0 or now >= self._end + (_BUCKETS - 1) * self._bucket_length:
-            # Idle for a whole window (or never used): every bucket has expired.
-            if self.total:
-                self.reset()
-            self._index = 0
-            self._end = now + self._bucket_length
-            return
-        while now >= self._end:
-            self._index = index = (self._index + 1) % _BUCKETS
-            self._end += self._bucket_length
-            self.total -= self._totals[index]
-            self.failures -= self._failures[index]
-            self.slow -= self._slow[index]
-            self._totals[index] = self._failures[index] = self._slow[index] = 0
-
-    def record(self, now: float, failed: bool, slow: bool) -> None:
-        if now >= self._end:
-            self._advance(now)
-        index = self._index
-        self._totals[index] += 1
-        self.total += 1
-        if failed:
-            self._failures[index] += 1
-            self.failures += 1
-        if slow:
-            self._slow[index] += 1
-            self.slow += 1
-
-
-class _CountWindow:
-    """The last ``size`` calls."""
-
-    __slots__ = ("_flags", "_index", "_size", "failures", "slow", "total")
-
-    _FAILED, _SLOW = 1, 2
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._flags = bytearray(size)
-        self._index = 0
-        self.total = self.failures = self.slow = 0
-
-    def reset(self) -> None:
-        self._flags = bytearray(self._size)
-        self._index = 0
-        self.total = self.failures = self.slow = 0
-
-    def record(self, now: float, failed: bool, slow: bool) -> None:
-        index = self._index
-        old = self._flags[index]
-        if self.total == self._size:
-            self.failures -= old & self._FAILED
-            self.slow -= (old & self._SLOW) >> 1
-        else:
-            self.total += 1
-        self._flags[index] = (self._FAILED if failed else 0) | (self._SLOW if slow else 0)
-        self.failures += failed
-        self.slow += slow
-        self._index = (index + 1) % self._size
-
-
 class _Circuit:
     """The breaker state of one partition."""
 
@@ -166,7 +69,7 @@ class _Circuit:
         "window",
     )
 
-    def __init__(self, key: str | None, window: _TimeWindow | _CountWindow, state: CircuitState):
+    def __init__(self, key: str | None, window: TimeWindow | CountWindow, state: CircuitState):
         self.key = key
         self.window = window
         self.state = state
@@ -297,10 +200,10 @@ class CircuitBreaker:
         )
 
     def _new_circuit(self, key: str | None) -> _Circuit:
-        window: _TimeWindow | _CountWindow = (
-            _TimeWindow(self._sampling_duration)
+        window: TimeWindow | CountWindow = (
+            TimeWindow(self._sampling_duration)
             if self._window == "time"
-            else _CountWindow(self._window_size)
+            else CountWindow(self._window_size)
         )
         return _Circuit(key, window, _ISOLATED if self._isolated else _CLOSED)
 

@@ -24,7 +24,7 @@ from ..policies._validate import (
     rate_problem,
     window_problem,
 )
-from ..policies.circuit_breaker import MAX_WINDOW_SIZE
+from ..policies._windows import MAX_WINDOW_SIZE
 from ._building import build_pipeline
 from ._options import _check, _field_types, _Options, _options_class
 from ._values import _HEADER_NAMES, _HTTP_URL, _NEVER, _PARTITION, _REDIS_URL
