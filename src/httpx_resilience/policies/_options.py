@@ -42,6 +42,12 @@ class Problem(NamedTuple):
     text: str
     said: str | None = None
 
+    @classmethod
+    def bound(cls, field: str, problem: str) -> Problem:
+        """A value past what a policy can derive from it (``problem`` from
+        :func:`~._validate.too_small` or :func:`~._validate.not_finite`)."""
+        return cls(field, f"expected {problem}", f"must be {problem}")
+
 
 class _Problems(ConfigError):
     """Problems of one options object, each as ``(key, message)``: the loader places them
@@ -114,6 +120,11 @@ class Options:
     def _arguments(self, cls: type[Options]) -> dict[str, Any]:
         """The fields of ``cls`` (a policy's options this class extends), as keywords."""
         return {f.name: getattr(self, f.name) for f in fields(cls)}  # type: ignore[arg-type]
+
+
+def vars_of(options: Options) -> dict[str, Any]:
+    """The fields of ``options`` and their values, in order (for ``describe()``)."""
+    return {f.name: getattr(options, f.name) for f in fields(options)}  # type: ignore[arg-type]
 
 
 def _options_class(annotation: Any) -> type | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._clock import SYSTEM_CLOCK, Clock
@@ -26,11 +27,12 @@ from ..context import Context
 from ..errors import BrokenCircuitError, IsolatedCircuitError
 from ..outcome import Outcome, _is_rejection, predicate_text
 from ..telemetry import emit
+from ._options import Options, Problem, option, vars_of
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
-from ._validate import at_least, integer, positive, positive_or_none, ratio
+from ._validate import POSITIVE, RATIO, Check, choice, integer
 from ._windows import MAX_WINDOW_SIZE, CountWindow, TimeWindow
 
-__all__ = ["CircuitBreaker", "CircuitState"]
+__all__ = ["CircuitBreaker", "CircuitBreakerPolicyOptions", "CircuitState"]
 
 T = TypeVar("T")
 
@@ -53,6 +55,60 @@ _CLOSED, _OPEN, _HALF_OPEN, _ISOLATED = (
     CircuitState.HALF_OPEN,
     CircuitState.ISOLATED,
 )
+
+
+_WINDOW = choice("time", "count")
+_SHARE = Check("a number > 0 and <= 1", lambda v: RATIO.accepts(v) and v > 0, float)
+# How the constructor words a refused share: out of [0, 1] first, then 0.
+_SHARE_SAID = (RATIO, Check("greater than 0", lambda v: v > 0))
+
+
+@dataclass(frozen=True)
+class CircuitBreakerPolicyOptions(Options):
+    """The plain-data options of a :class:`CircuitBreaker` (see it for each), validated when
+    built; a profile's :class:`~httpx_resilience.profiles.CircuitBreakerOptions` adds how it is
+    partitioned."""
+
+    failure_ratio: float = option(_SHARE, 0.1, says=_SHARE_SAID)
+    minimum_throughput: int = option(integer(1), 100)
+    sampling_duration: float = option(POSITIVE, 30.0)
+    window: str = option(
+        choice("time", "count"),
+        "time",
+        says=[Check("'time' or 'count'", choice("time", "count").accepts)],
+    )
+    window_size: int = option(integer(1, MAX_WINDOW_SIZE), 100)
+    break_duration: float = option(POSITIVE, 5.0)
+    break_duration_max: float | None = option(POSITIVE, None, optional=True)
+    half_open_max_calls: int = option(integer(1), 1)
+    slow_call_duration: float | None = option(POSITIVE, None, optional=True)
+    slow_call_ratio: float | None = option(_SHARE, None, optional=True, says=_SHARE_SAID)
+
+    def _cross_checks(self) -> list[Problem]:
+        problems = []
+        if self.break_duration_max is not None and self.break_duration_max < self.break_duration:
+            problems.append(
+                Problem(
+                    "break_duration_max",
+                    f"expected a number >= break_duration ({self.break_duration!r}), "
+                    f"got {self.break_duration_max!r}",
+                    f"must be >= break_duration ({self.break_duration!r}), "
+                    f"got {self.break_duration_max!r}",
+                )
+            )
+        if self.slow_call_ratio is not None and self.slow_call_duration is None:
+            problems.append(Problem("slow_call_ratio", "needs slow_call_duration to be set"))
+        if self.window == "count" and self.minimum_throughput > self.window_size:
+            problems.append(
+                Problem(
+                    "minimum_throughput",
+                    f"expected at most window_size ({self.window_size}), "
+                    f"got {self.minimum_throughput}",
+                    f"({self.minimum_throughput}) can never be reached in a count window of "
+                    f"window_size {self.window_size}",
+                )
+            )
+        return problems
 
 
 class _Circuit:
@@ -124,6 +180,7 @@ class CircuitBreaker:
         "_key",
         "_minimum_throughput",
         "_monotonic",
+        "_options",
         "_partitions",
         "_sampling_duration",
         "_slow_call_duration",
@@ -151,38 +208,32 @@ class CircuitBreaker:
         clock: Clock | None = None,
     ) -> None:
         name = "CircuitBreaker"
-        self._failure_ratio = ratio(name, "failure_ratio", failure_ratio)
-        if self._failure_ratio == 0:
-            raise ValueError(f"{name}: failure_ratio must be greater than 0, got {failure_ratio!r}")
-        self._minimum_throughput = at_least(name, "minimum_throughput", minimum_throughput, 1)
-        self._sampling_duration = positive(name, "sampling_duration", sampling_duration)
-        if window not in ("time", "count"):
-            raise ValueError(f"{name}: window must be 'time' or 'count', got {window!r}")
-        self._window = window
-        self._window_size = int(integer(1, MAX_WINDOW_SIZE)(name, "window_size", window_size))
-        if window == "count" and self._minimum_throughput > self._window_size:
-            raise ValueError(
-                f"{name}: minimum_throughput ({minimum_throughput}) can never be reached in a "
-                f"count window of window_size {window_size}"
-            )
-        self._break_duration = positive(name, "break_duration", break_duration)
-        self._break_duration_max = positive_or_none(name, "break_duration_max", break_duration_max)
-        if self._break_duration_max is not None and self._break_duration_max < break_duration:
-            raise ValueError(
-                f"{name}: break_duration_max must be >= break_duration ({break_duration!r}), "
-                f"got {break_duration_max!r}"
-            )
-        self._half_open_max_calls = at_least(name, "half_open_max_calls", half_open_max_calls, 1)
-        self._slow_call_duration = positive_or_none(name, "slow_call_duration", slow_call_duration)
-        if slow_call_ratio is not None:
-            if self._slow_call_duration is None:
-                raise ValueError(f"{name}: slow_call_ratio needs slow_call_duration to be set")
-            slow_call_ratio = ratio(name, "slow_call_ratio", slow_call_ratio)
-            if slow_call_ratio == 0:
-                raise ValueError(f"{name}: slow_call_ratio must be greater than 0, got 0")
-        elif self._slow_call_duration is not None:
-            slow_call_ratio = 1.0
-        self._slow_call_ratio = slow_call_ratio
+        if slow_call_ratio is None and slow_call_duration is not None:
+            slow_call_ratio = 1.0  # every slow call, unless told otherwise
+        self._options = options = CircuitBreakerPolicyOptions._of_arguments(
+            name,
+            failure_ratio=failure_ratio,
+            minimum_throughput=minimum_throughput,
+            sampling_duration=sampling_duration,
+            window=window,
+            window_size=window_size,
+            break_duration=break_duration,
+            break_duration_max=break_duration_max,
+            half_open_max_calls=half_open_max_calls,
+            slow_call_duration=slow_call_duration,
+            slow_call_ratio=slow_call_ratio,
+        )
+        # Read on every call: kept as attributes, not looked up through the options.
+        self._failure_ratio = options.failure_ratio
+        self._minimum_throughput = options.minimum_throughput
+        self._sampling_duration = options.sampling_duration
+        self._window = options.window
+        self._window_size = options.window_size
+        self._break_duration = options.break_duration
+        self._break_duration_max = options.break_duration_max
+        self._half_open_max_calls = options.half_open_max_calls
+        self._slow_call_duration = options.slow_call_duration
+        self._slow_call_ratio = options.slow_call_ratio
         if handle is not None and not callable(handle):
             raise ValueError(f"{name}: handle must be a predicate over outcomes, got {handle!r}")
         if key is not None and not callable(key):
@@ -213,16 +264,7 @@ class CircuitBreaker:
         return {
             "policy": "circuit_breaker",
             "options": {
-                "failure_ratio": self._failure_ratio,
-                "minimum_throughput": self._minimum_throughput,
-                "sampling_duration": self._sampling_duration,
-                "window": self._window,
-                "window_size": self._window_size,
-                "break_duration": self._break_duration,
-                "break_duration_max": self._break_duration_max,
-                "half_open_max_calls": self._half_open_max_calls,
-                "slow_call_duration": self._slow_call_duration,
-                "slow_call_ratio": self._slow_call_ratio,
+                **vars_of(self._options),
                 "handle": None if self._handle is None else predicate_text(self._handle),
                 "key": None if self._key is None else callable_name(self._key),
                 "max_partitions": self._partitions.max_partitions,

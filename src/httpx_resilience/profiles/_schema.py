@@ -15,16 +15,14 @@ from ..policies._validate import (
     BOOLEAN,
     NON_NEGATIVE,
     POSITIVE,
-    RATIO,
     TEXT,
     Check,
     choice,
     integer,
-    not_finite,
     rate_problem,
-    window_problem,
 )
-from ..policies._windows import MAX_WINDOW_SIZE
+from ..policies.budget import BudgetOptions as BudgetOptions
+from ..policies.circuit_breaker import CircuitBreakerPolicyOptions
 from ._building import build_pipeline
 from ._options import _check, _field_types, _Options, _options_class
 from ._values import _HEADER_NAMES, _HTTP_URL, _NEVER, _PARTITION, _REDIS_URL
@@ -37,24 +35,6 @@ if TYPE_CHECKING:
 
 #: The profile a request uses when neither its extensions nor a route name one.
 DEFAULT_PROFILE = "default"
-
-
-@dataclass(frozen=True)
-class BudgetOptions(_Options):
-    """Options of a :class:`~httpx_resilience.RetryBudget`."""
-
-    ratio: float = _check(RATIO, 0.2)
-    min_per_second: float = _check(NON_NEGATIVE, 10.0)
-    ttl: float = _check(POSITIVE, 10.0)
-
-    def _cross_checks(self) -> list[tuple[str, str]]:
-        # What RetryBudget would refuse when built: tiny or overflowing derived values.
-        if not (POSITIVE.accepts(self.ttl) and NON_NEGATIVE.accepts(self.min_per_second)):
-            return []  # already refused (a shadow of invalid options)
-        given = f"min_per_second={self.min_per_second!r}, ttl={self.ttl!r}"
-        reserve = self.min_per_second * self.ttl
-        problem = window_problem(self.ttl) or not_finite("min_per_second * ttl", reserve, given)
-        return [] if problem is None else [("ttl", f"expected {problem}")]
 
 
 @dataclass(frozen=True)
@@ -74,50 +54,12 @@ class RetryOptions(_Options):
 
 
 @dataclass(frozen=True)
-class CircuitBreakerOptions(_Options):
+class CircuitBreakerOptions(CircuitBreakerPolicyOptions):
     """Options of a :class:`~httpx_resilience.CircuitBreaker`; ``partition`` is ``"origin"``
     (one breaker per scheme, host and port: the default) or ``"none"``."""
 
-    failure_ratio: float = _check(
-        Check("a number > 0 and <= 1", lambda v: RATIO.accepts(v) and v > 0, float), 0.1
-    )
-    minimum_throughput: int = _check(integer(1), 100)
-    sampling_duration: float = _check(POSITIVE, 30.0)
-    window: str = _check(choice("time", "count"), "time")
-    window_size: int = _check(integer(1, MAX_WINDOW_SIZE), 100)
-    break_duration: float = _check(POSITIVE, 5.0)
-    break_duration_max: float | None = _check(POSITIVE, None, optional=True)
-    half_open_max_calls: int = _check(integer(1), 1)
-    slow_call_duration: float | None = _check(POSITIVE, None, optional=True)
-    slow_call_ratio: float | None = _check(
-        Check("a number > 0 and <= 1", lambda v: RATIO.accepts(v) and v > 0, float),
-        None,
-        optional=True,
-    )
     partition: str = _check(_PARTITION, "origin")
     max_partitions: int = _check(integer(1), DEFAULT_MAX_PARTITIONS)
-
-    def _cross_checks(self) -> list[tuple[str, str]]:
-        problems = []
-        if self.break_duration_max is not None and self.break_duration_max < self.break_duration:
-            problems.append(
-                (
-                    "break_duration_max",
-                    f"expected a number >= break_duration ({self.break_duration!r}), "
-                    f"got {self.break_duration_max!r}",
-                )
-            )
-        if self.slow_call_ratio is not None and self.slow_call_duration is None:
-            problems.append(("slow_call_ratio", "needs slow_call_duration to be set"))
-        if self.window == "count" and self.minimum_throughput > self.window_size:
-            problems.append(
-                (
-                    "minimum_throughput",
-                    f"expected at most window_size ({self.window_size}), "
-                    f"got {self.minimum_throughput}",
-                )
-            )
-        return problems
 
 
 @dataclass(frozen=True)
