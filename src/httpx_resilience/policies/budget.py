@@ -94,6 +94,11 @@ class RetryBudget:
         return self._ratio
 
     @property
+    def options(self) -> BudgetOptions:
+        """The budget's options."""
+        return self._options
+
+    @property
     def min_per_second(self) -> float:
         """Retries per second allowed whatever the traffic."""
         return self._min_per_second

@@ -23,6 +23,8 @@ from ..policies._validate import (
 )
 from ..policies.budget import BudgetOptions as BudgetOptions
 from ..policies.circuit_breaker import CircuitBreakerPolicyOptions
+from ..policies.hedging import HedgingOptions as HedgingOptions
+from ..policies.retry import RetryPolicyOptions
 from ._building import build_pipeline
 from ._options import _check, _field_types, _Options, _options_class
 from ._values import _HEADER_NAMES, _HTTP_URL, _NEVER, _PARTITION, _REDIS_URL
@@ -38,18 +40,14 @@ DEFAULT_PROFILE = "default"
 
 
 @dataclass(frozen=True)
-class RetryOptions(_Options):
+class RetryOptions(RetryPolicyOptions):
     """Options of a :class:`~httpx_resilience.Retry` (full-jitter backoff).
 
     Unlike a bare ``Retry``, a profile's retry has a :class:`BudgetOptions` budget unless it is
     turned off (``budget = false``): a shared configuration should not allow retry storms.
     """
 
-    max_attempts: int = _check(integer(1), 3)
-    base_delay: float = _check(NON_NEGATIVE, 0.2)
-    max_delay: float = _check(NON_NEGATIVE, 10.0)
-    respect_retry_after: bool = _check(BOOLEAN, True)
-    max_retry_after: float = _check(NON_NEGATIVE, 60.0)
+    max_attempts: int = _check(integer(1), 3)  # required in a profile (no stop= to end it)
     budget: BudgetOptions | None = field(default_factory=BudgetOptions)
 
 
@@ -144,14 +142,6 @@ class FallbackOptions(_Options):
         if self.cache is None and self.alternate is None:
             return [("", "expected a cache, an alternate or both")]
         return []
-
-
-@dataclass(frozen=True)
-class HedgingOptions(_Options):
-    """Options of :class:`~httpx_resilience.Hedging` (its budget is the retry's, if any)."""
-
-    max_hedged_attempts: int = _check(integer(1, 10), 1)
-    delay: float = _check(NON_NEGATIVE, 2.0)
 
 
 @dataclass(frozen=True)
