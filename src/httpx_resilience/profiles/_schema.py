@@ -16,14 +16,14 @@ from ..policies._validate import (
     NON_NEGATIVE,
     POSITIVE,
     TEXT,
-    Check,
     choice,
     integer,
-    rate_problem,
 )
 from ..policies.budget import BudgetOptions as BudgetOptions
+from ..policies.bulkhead import BulkheadPolicyOptions
 from ..policies.circuit_breaker import CircuitBreakerPolicyOptions
 from ..policies.hedging import HedgingOptions as HedgingOptions
+from ..policies.rate_limit import RateLimiterPolicyOptions
 from ..policies.retry import RetryPolicyOptions
 from ._building import build_pipeline
 from ._options import _check, _field_types, _Options, _options_class
@@ -61,13 +61,10 @@ class CircuitBreakerOptions(CircuitBreakerPolicyOptions):
 
 
 @dataclass(frozen=True)
-class BulkheadOptions(_Options):
+class BulkheadOptions(BulkheadPolicyOptions):
     """Options of a :class:`~httpx_resilience.Bulkhead` (``partition``: ``"none"``, the
     default, or ``"origin"``)."""
 
-    max_concurrent: int = _check(integer(1))
-    max_queue: int = _check(integer(0), 0)
-    queue_timeout: float | None = _check(NON_NEGATIVE, None, optional=True)
     partition: str = _check(_PARTITION, "none")
     max_partitions: int = _check(integer(1), DEFAULT_MAX_PARTITIONS)
 
@@ -85,26 +82,13 @@ class RedisOptions(_Options):
 
 
 @dataclass(frozen=True)
-class RateLimitOptions(_Options):
+class RateLimitOptions(RateLimiterPolicyOptions):
     """Options of a :class:`~httpx_resilience.RateLimiter` (``partition``: ``"none"``, the
     default, or ``"origin"``; ``backend``: in memory unless a :class:`RedisOptions`)."""
 
-    rate: float = _check(POSITIVE)
-    burst: float | None = _check(
-        Check("a finite number >= 1", lambda v: POSITIVE.accepts(v) and v >= 1, float),
-        None,
-        optional=True,
-    )
-    max_wait: float = _check(NON_NEGATIVE, 0.0)
     partition: str = _check(_PARTITION, "none")
     max_partitions: int = _check(integer(1), DEFAULT_MAX_PARTITIONS)
     backend: RedisOptions | None = None
-
-    def _cross_checks(self) -> list[tuple[str, str]]:
-        if not POSITIVE.accepts(self.rate):
-            return []  # already refused (a shadow of invalid options)
-        problem = rate_problem(self.rate)
-        return [] if problem is None else [("rate", f"expected {problem}")]
 
 
 @dataclass(frozen=True)
