@@ -10,7 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..policies._options import vars_of
 from ..policies._partitions import DEFAULT_MAX_PARTITIONS
+from ..policies._standard import STANDARD
 from ..policies._validate import (
     BOOLEAN,
     NON_NEGATIVE,
@@ -168,11 +170,15 @@ class Profile(_Options):
     @classmethod
     def standard(cls) -> Profile:
         """The profile of :meth:`Pipeline.standard() <httpx_resilience.Pipeline.standard>`."""
+        standard = STANDARD  # shared with Pipeline.standard()
         return cls(
-            total_timeout=30.0,
-            attempt_timeout=10.0,
-            retry=RetryOptions(),
-            circuit_breaker=CircuitBreakerOptions(),
+            total_timeout=standard.total_timeout,
+            attempt_timeout=standard.attempt_timeout,
+            retry=RetryOptions(**vars_of(standard.retry), budget=standard.budget),
+            circuit_breaker=CircuitBreakerOptions(
+                **vars_of(standard.circuit_breaker),
+                partition="origin" if standard.breaker_per_origin else "none",
+            ),
         )
 
     def _cross_checks(self) -> list[tuple[str, str]]:
