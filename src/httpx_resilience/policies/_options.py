@@ -11,7 +11,7 @@ two phrasings differ, the rule gives both (a :class:`Problem`, or ``says=`` chec
 from __future__ import annotations
 
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, field, fields, is_dataclass
 from typing import Any, NamedTuple, TypeVar
 
@@ -94,9 +94,11 @@ class Options:
         return []
 
     @classmethod
-    def _of_arguments(cls: type[_O], owner: str, **values: Any) -> _O:
-        """The options a policy's constructor was given, converted (``1`` -> ``1.0`` for a
-        number of seconds); ``ValueError`` for the first problem, worded for ``owner``."""
+    def _of_arguments(cls: type[_O], owner: str, arguments: Mapping[str, Any]) -> _O:
+        """The options among a policy constructor's ``arguments`` (its ``locals()``: each
+        field is the keyword of the same name), converted (``1`` -> ``1.0`` for a number of
+        seconds); ``ValueError`` for the first problem, worded for ``owner``."""
+        values = {f.name: arguments[f.name] for f in fields(cls) if f.name in arguments}  # type: ignore[arg-type]
         converted = dict(values)
         for f in fields(cls):  # type: ignore[arg-type]
             if f.name not in values:
@@ -116,6 +118,12 @@ class Options:
             key, text, said = Problem(*problem)
             raise ValueError(f"{owner}: {key} {text if said is None else said}")
         return cls(**converted)
+
+    def _keep(self, policy: object) -> None:
+        """Set each field on ``policy`` as ``_<field>``: the policy reads them on every call,
+        as its own attributes rather than through the options."""
+        for f in fields(self):  # type: ignore[arg-type]
+            object.__setattr__(policy, f"_{f.name}", getattr(self, f.name))
 
     def _arguments(self, cls: type[Options]) -> dict[str, Any]:
         """The fields of ``cls`` (a policy's options this class extends), as keywords."""

@@ -72,13 +72,14 @@ class RetryBudget:
         "_withdrawals",
     )
 
+    # Kept from the options (see Options._keep).
+    _ratio: float
+    _min_per_second: float
+    _ttl: float
+
     def __init__(self, *, ratio: float = 0.2, min_per_second: float = 10.0, ttl: float = 10.0):
-        self._options = options = BudgetOptions._of_arguments(
-            "RetryBudget", ratio=ratio, min_per_second=min_per_second, ttl=ttl
-        )
-        self._ratio = options.ratio
-        self._min_per_second = options.min_per_second
-        self._ttl = options.ttl
+        self._options = BudgetOptions._of_arguments("RetryBudget", locals())
+        self._options._keep(self)  # self._ratio, self._min_per_second, self._ttl
         self._reserve = self._min_per_second * self._ttl
         self._slice = self._ttl / _SLICES
         self._deposits = [0] * _SLICES

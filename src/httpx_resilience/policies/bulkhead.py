@@ -69,6 +69,11 @@ class Bulkhead:
         "_queue_timeout",
     )
 
+    # Kept from the options (see Options._keep).
+    _max_concurrent: int
+    _max_queue: int
+    _queue_timeout: float | None
+
     def __init__(
         self,
         *,
@@ -79,15 +84,8 @@ class Bulkhead:
         max_partitions: int = DEFAULT_MAX_PARTITIONS,
         clock: Clock | None = None,
     ) -> None:
-        self._options = options = BulkheadPolicyOptions._of_arguments(
-            "Bulkhead",
-            max_concurrent=max_concurrent,
-            max_queue=max_queue,
-            queue_timeout=queue_timeout,
-        )
-        self._max_concurrent = options.max_concurrent
-        self._max_queue = options.max_queue
-        self._queue_timeout = options.queue_timeout
+        self._options = BulkheadPolicyOptions._of_arguments("Bulkhead", locals())
+        self._options._keep(self)  # self._max_concurrent, self._max_queue, self._queue_timeout
         if key is not None and not callable(key):
             raise ValueError(f"Bulkhead: key must be a function of the context, got {key!r}")
         self._key = key

@@ -189,6 +189,18 @@ class CircuitBreaker:
         "_window_size",
     )
 
+    # Kept from the options (see Options._keep).
+    _failure_ratio: float
+    _minimum_throughput: int
+    _sampling_duration: float
+    _window: str
+    _window_size: int
+    _break_duration: float
+    _break_duration_max: float | None
+    _half_open_max_calls: int
+    _slow_call_duration: float | None
+    _slow_call_ratio: float | None
+
     def __init__(
         self,
         *,
@@ -210,30 +222,8 @@ class CircuitBreaker:
         name = "CircuitBreaker"
         if slow_call_ratio is None and slow_call_duration is not None:
             slow_call_ratio = 1.0  # every slow call, unless told otherwise
-        self._options = options = CircuitBreakerPolicyOptions._of_arguments(
-            name,
-            failure_ratio=failure_ratio,
-            minimum_throughput=minimum_throughput,
-            sampling_duration=sampling_duration,
-            window=window,
-            window_size=window_size,
-            break_duration=break_duration,
-            break_duration_max=break_duration_max,
-            half_open_max_calls=half_open_max_calls,
-            slow_call_duration=slow_call_duration,
-            slow_call_ratio=slow_call_ratio,
-        )
-        # Read on every call: kept as attributes, not looked up through the options.
-        self._failure_ratio = options.failure_ratio
-        self._minimum_throughput = options.minimum_throughput
-        self._sampling_duration = options.sampling_duration
-        self._window = options.window
-        self._window_size = options.window_size
-        self._break_duration = options.break_duration
-        self._break_duration_max = options.break_duration_max
-        self._half_open_max_calls = options.half_open_max_calls
-        self._slow_call_duration = options.slow_call_duration
-        self._slow_call_ratio = options.slow_call_ratio
+        self._options = CircuitBreakerPolicyOptions._of_arguments(name, locals())
+        self._options._keep(self)  # self._failure_ratio... (read on every call)
         if handle is not None and not callable(handle):
             raise ValueError(f"{name}: handle must be a predicate over outcomes, got {handle!r}")
         if key is not None and not callable(key):

@@ -79,10 +79,9 @@ class Hedging:
         clock: Clock | None = None,
     ) -> None:
         # A delay that is a function of the context stays beside the options (plain data).
+        arguments = {"max_hedged_attempts": max_hedged_attempts}
         self._options = options = HedgingOptions._of_arguments(
-            "Hedging",
-            max_hedged_attempts=max_hedged_attempts,
-            **({} if callable(delay) else {"delay": delay}),
+            "Hedging", arguments if callable(delay) else {**arguments, "delay": delay}
         )
         self._max_hedged_attempts = options.max_hedged_attempts
         self._delay = delay if callable(delay) else options.delay

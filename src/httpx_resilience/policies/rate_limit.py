@@ -111,6 +111,11 @@ class RateLimiter:
         "_shared",
     )
 
+    # Kept from the options (see Options._keep).
+    _rate: float
+    _burst: float
+    _max_wait: float
+
     def __init__(
         self,
         *,
@@ -124,12 +129,8 @@ class RateLimiter:
     ) -> None:
         if burst is None and POSITIVE.accepts(rate):
             burst = max(1.0, float(-(-rate // 1)))  # the rate, rounded up: a second's calls
-        self._options = options = RateLimiterPolicyOptions._of_arguments(
-            "RateLimiter", rate=rate, burst=burst, max_wait=max_wait
-        )
-        self._rate = options.rate
-        self._burst: float = options.burst  # type: ignore[assignment]  # set just above
-        self._max_wait = options.max_wait
+        self._options = RateLimiterPolicyOptions._of_arguments("RateLimiter", locals())
+        self._options._keep(self)  # self._rate, self._burst (never None here), self._max_wait
         if key is not None and not callable(key):
             raise ValueError(f"RateLimiter: key must be a function of the context, got {key!r}")
         self._key = key

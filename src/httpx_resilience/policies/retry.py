@@ -103,6 +103,13 @@ class Retry:
         "_stop",
     )
 
+    # Kept from the options (see Options._keep).
+    _max_attempts: int | None
+    _base_delay: float
+    _max_delay: float
+    _respect_retry_after: bool
+    _max_retry_after: float
+
     def __init__(
         self,
         *,
@@ -119,17 +126,8 @@ class Retry:
     ) -> None:
         if max_attempts is _UNSET:
             max_attempts = None if stop is not None else 3
-        self._options = options = RetryPolicyOptions._of_arguments(
-            "Retry",
-            max_attempts=max_attempts,
-            base_delay=base_delay,
-            max_delay=max_delay,
-            respect_retry_after=respect_retry_after,
-            max_retry_after=max_retry_after,
-        )
-        self._max_attempts = options.max_attempts
-        self._base_delay = options.base_delay
-        self._max_delay = options.max_delay
+        self._options = RetryPolicyOptions._of_arguments("Retry", locals())
+        self._options._keep(self)  # self._max_attempts, self._base_delay...
         if backoff is not None and not callable(backoff):
             raise ValueError(f"Retry: backoff must be a tenacity wait strategy, got {backoff!r}")
         if stop is not None and not callable(stop):
@@ -147,8 +145,6 @@ class Retry:
         )
         self._stop = stop
         self._handle = handle
-        self._respect_retry_after = options.respect_retry_after
-        self._max_retry_after = options.max_retry_after
         self._budget = budget
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         # What tenacity's RetryCallState is built with: the strategies a wait or stop strategy
