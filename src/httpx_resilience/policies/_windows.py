@@ -1,10 +1,15 @@
-"""The sliding windows a circuit breaker counts calls in: by time (the last ``duration``
-seconds, in ten buckets kept in a ring, so recording a call is O(1) and allocates nothing) or
-by count (the last ``size`` calls, one byte each)."""
+"""The state of one circuit of a breaker (:class:`Circuit`), and the sliding windows it counts
+calls in: by time (the last ``duration`` seconds, in ten buckets kept in a ring, so recording a
+call is O(1) and allocates nothing) or by count (the last ``size`` calls, one byte each)."""
 
 from __future__ import annotations
 
-__all__ = ["MAX_WINDOW_SIZE", "CountWindow", "TimeWindow"]
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .circuit_breaker import CircuitState
+
+__all__ = ["MAX_WINDOW_SIZE", "Circuit", "CountWindow", "TimeWindow"]
 
 _BUCKETS = 10
 
@@ -103,3 +108,29 @@ class CountWindow:
         self.failures += failed
         self.slow += slow
         self._index = (index + 1) % self._size
+
+
+class Circuit:
+    """The breaker state of one partition: its window, its state, its break."""
+
+    __slots__ = (
+        "__weakref__",
+        "break_duration",
+        "generation",
+        "key",
+        "opened_until",
+        "probes",
+        "state",
+        "window",
+    )
+
+    def __init__(self, key: str | None, window: TimeWindow | CountWindow, state: CircuitState):
+        self.key = key
+        self.window = window
+        self.state = state
+        self.opened_until = 0.0
+        self.break_duration = 0.0  # the break in force, or 0 before the first opening
+        self.probes = 0  # half-open probe calls in flight
+        # Bumped on every state change: a call finishing under an older generation saw a state
+        # that has since passed, and its outcome no longer counts.
+        self.generation = 0

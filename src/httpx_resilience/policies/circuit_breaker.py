@@ -30,7 +30,7 @@ from ..telemetry import emit
 from ._options import Options, Problem, option, vars_of
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
 from ._validate import POSITIVE, RATIO, Check, choice, integer
-from ._windows import MAX_WINDOW_SIZE, CountWindow, TimeWindow
+from ._windows import MAX_WINDOW_SIZE, Circuit, CountWindow, TimeWindow
 
 __all__ = ["CircuitBreaker", "CircuitBreakerPolicyOptions", "CircuitState"]
 
@@ -111,33 +111,7 @@ class CircuitBreakerPolicyOptions(Options):
         return problems
 
 
-class _Circuit:
-    """The breaker state of one partition."""
-
-    __slots__ = (
-        "__weakref__",
-        "break_duration",
-        "generation",
-        "key",
-        "opened_until",
-        "probes",
-        "state",
-        "window",
-    )
-
-    def __init__(self, key: str | None, window: TimeWindow | CountWindow, state: CircuitState):
-        self.key = key
-        self.window = window
-        self.state = state
-        self.opened_until = 0.0
-        self.break_duration = 0.0  # the break in force, or 0 before the first opening
-        self.probes = 0  # half-open probe calls in flight
-        # Bumped on every state change: a call finishing under an older generation saw a state
-        # that has since passed, and its outcome no longer counts.
-        self.generation = 0
-
-
-def _not_closed(circuit: _Circuit) -> bool:
+def _not_closed(circuit: Circuit) -> bool:
     return circuit.state is not _CLOSED
 
 
@@ -236,17 +210,17 @@ class CircuitBreaker:
         self._circuit = self._new_circuit(None)
         # A circuit that is not closed is kept over idle closed ones: evicting an open circuit
         # would forget its break, and the failing host would be hit again at once.
-        self._partitions: Partitions[_Circuit] = Partitions(
+        self._partitions: Partitions[Circuit] = Partitions(
             name, self._new_circuit, max_partitions, keep=_not_closed
         )
 
-    def _new_circuit(self, key: str | None) -> _Circuit:
+    def _new_circuit(self, key: str | None) -> Circuit:
         window: TimeWindow | CountWindow = (
             TimeWindow(self._sampling_duration)
             if self._window == "time"
             else CountWindow(self._window_size)
         )
-        return _Circuit(key, window, _ISOLATED if self._isolated else _CLOSED)
+        return Circuit(key, window, _ISOLATED if self._isolated else _CLOSED)
 
     def describe(self) -> dict[str, Any]:
         """The breaker's configuration and the state of its circuits, as plain data."""
@@ -292,7 +266,7 @@ class CircuitBreaker:
         """The state of every partition kept, by key."""
         return {key: self._observed_state(c) for key, c in self._partitions.items()}
 
-    def _observed_state(self, circuit: _Circuit) -> CircuitState:
+    def _observed_state(self, circuit: Circuit) -> CircuitState:
         # An open circuit whose break is over is half-open, even before a call notices.
         if circuit.state is _OPEN and self._monotonic() >= circuit.opened_until:
             return _HALF_OPEN
@@ -310,7 +284,7 @@ class CircuitBreaker:
         for circuit in self._circuits():
             self._close(circuit)
 
-    def _circuits(self) -> list[_Circuit]:
+    def _circuits(self) -> list[Circuit]:
         return [self._circuit, *(c for _, c in self._partitions.items())]
 
     # -- execution -----------------------------------------------------------------------------
@@ -366,12 +340,12 @@ class CircuitBreaker:
         return result
 
     @staticmethod
-    def _release(circuit: _Circuit, generation: int, probing: bool) -> None:
+    def _release(circuit: Circuit, generation: int, probing: bool) -> None:
         """Give back the probe slot of a call whose outcome does not count."""
         if probing and circuit.generation == generation:
             circuit.probes -= 1
 
-    def _admit(self, circuit: _Circuit, context: Context) -> bool:
+    def _admit(self, circuit: Circuit, context: Context) -> bool:
         """Let a call through a circuit that is not closed (as a probe) or reject it."""
         now = self._monotonic()
         state = circuit.state
@@ -396,7 +370,7 @@ class CircuitBreaker:
 
     def _record(
         self,
-        circuit: _Circuit,
+        circuit: Circuit,
         generation: int,
         probing: bool,
         failed: bool,
@@ -430,7 +404,7 @@ class CircuitBreaker:
         ):
             self._open(circuit, now, context, grow=False)
 
-    def _open(self, circuit: _Circuit, now: float, context: Context, *, grow: bool) -> None:
+    def _open(self, circuit: Circuit, now: float, context: Context, *, grow: bool) -> None:
         if grow and self._break_duration_max is not None and circuit.break_duration:
             duration = min(circuit.break_duration * 2, self._break_duration_max)
         else:
@@ -451,16 +425,16 @@ class CircuitBreaker:
             total=window.total,
         )
 
-    def _close(self, circuit: _Circuit) -> None:
+    def _close(self, circuit: Circuit) -> None:
         circuit.window.reset()
         circuit.break_duration = 0.0  # the next opening starts again from break_duration
         self._move(circuit, _CLOSED)
 
-    def _move(self, circuit: _Circuit, state: CircuitState) -> None:
+    def _move(self, circuit: Circuit, state: CircuitState) -> None:
         circuit.state = state
         circuit.probes = 0
         circuit.generation += 1
 
-    def _describe(self, circuit: _Circuit, what: str) -> str:
+    def _describe(self, circuit: Circuit, what: str) -> str:
         where = "the circuit" if circuit.key is None else f"the circuit for {circuit.key!r}"
         return f"{where} {what}"
