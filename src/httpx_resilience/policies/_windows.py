@@ -1,15 +1,13 @@
-"""The state of one circuit of a breaker (:class:`Circuit`), and the sliding windows it counts
-calls in: by time (the last ``duration`` seconds, in ten buckets kept in a ring, so recording a
-call is O(1) and allocates nothing) or by count (the last ``size`` calls, one byte each)."""
+"""One circuit of a breaker (:class:`Circuit`, its :class:`CircuitState`) and the sliding
+windows it counts calls in: by time (the last ``duration`` seconds, in ten buckets kept in a
+ring, so recording a call is O(1) and allocates nothing) or by count (the last ``size`` calls,
+one byte each)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import enum
 
-if TYPE_CHECKING:
-    from .circuit_breaker import CircuitState
-
-__all__ = ["MAX_WINDOW_SIZE", "Circuit", "CountWindow", "TimeWindow"]
+__all__ = ["MAX_WINDOW_SIZE", "Circuit", "CircuitState", "CountWindow", "TimeWindow"]
 
 _BUCKETS = 10
 
@@ -108,6 +106,18 @@ class CountWindow:
         self.failures += failed
         self.slow += slow
         self._index = (index + 1) % self._size
+
+
+class CircuitState(str, enum.Enum):
+    """Where a circuit stands."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+    ISOLATED = "isolated"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class Circuit:

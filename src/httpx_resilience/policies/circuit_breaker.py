@@ -16,7 +16,6 @@ so recording a call is O(1) and allocates nothing. ``window="count"`` counts the
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -30,23 +29,11 @@ from ..telemetry import emit
 from ._options import Options, Problem, option, vars_of
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
 from ._validate import POSITIVE, RATIO, Check, choice, integer
-from ._windows import MAX_WINDOW_SIZE, Circuit, CountWindow, TimeWindow
+from ._windows import MAX_WINDOW_SIZE, Circuit, CircuitState, CountWindow, TimeWindow
 
 __all__ = ["CircuitBreaker", "CircuitBreakerPolicyOptions", "CircuitState"]
 
 T = TypeVar("T")
-
-
-class CircuitState(str, enum.Enum):
-    """Where a circuit stands."""
-
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-    ISOLATED = "isolated"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 _CLOSED, _OPEN, _HALF_OPEN, _ISOLATED = (
