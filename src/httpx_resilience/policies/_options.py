@@ -110,10 +110,11 @@ class Options:
             for said in (*f.metadata.get("says", ()), check):
                 said(owner, f.name, value)  # raises ValueError, worded for a constructor
             converted[f.name] = check.convert(value)
+        # The rules between fields see the values as given: their messages show them so.
         shadow: Any = object.__new__(cls)
         for f in fields(cls):  # type: ignore[arg-type]
             default = f.default_factory() if f.default_factory is not MISSING else f.default
-            object.__setattr__(shadow, f.name, converted.get(f.name, default))
+            object.__setattr__(shadow, f.name, values.get(f.name, default))
         for problem in shadow._cross_checks():
             key, text, said = Problem(*problem)
             raise ValueError(f"{owner}: {key} {text if said is None else said}")
