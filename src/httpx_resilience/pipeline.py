@@ -16,6 +16,8 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, runtime_check
 from ._clock import Clock
 from .context import Context, _new_context, by_origin
 from .outcome import GENERIC_CLASSIFIER
+from .policies._options import vars_of
+from .policies._standard import STANDARD
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
 from .policies.circuit_breaker import CircuitBreaker
@@ -123,18 +125,16 @@ class Pipeline:
         others) opening at 10 % failures over 30 s with at least 100 calls, for 5 s; a 10 s
         timeout on each attempt. Each call returns a new pipeline with its own state.
         """
+        standard = STANDARD  # shared with Profile.standard()
         return (
             cls.builder(clock=clock, listeners=listeners)
-            .timeout(30.0)
-            .retry(max_attempts=3, base_delay=0.2, max_delay=10.0, budget=RetryBudget())
+            .timeout(standard.total_timeout)
+            .retry(**vars_of(standard.retry), budget=RetryBudget(**vars_of(standard.budget)))
             .circuit_breaker(
-                failure_ratio=0.1,
-                minimum_throughput=100,
-                sampling_duration=30.0,
-                break_duration=5.0,
-                key=by_origin,
+                **vars_of(standard.circuit_breaker),
+                key=by_origin if standard.breaker_per_origin else None,
             )
-            .timeout(10.0)
+            .timeout(standard.attempt_timeout)
             .build()
         )
 

@@ -13,16 +13,36 @@ so a healthy service retries its occasional failure freely, while a dead depende
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._validate import derived, not_finite, positive, ratio, window_problem
+from ._options import Options, Problem, option, vars_of
+from ._validate import NON_NEGATIVE, POSITIVE, RATIO, not_finite, window_problem
 
 if TYPE_CHECKING:
     from ..context import ExecutionReport
 
-__all__ = ["RetryBudget"]
+__all__ = ["BudgetOptions", "RetryBudget"]
 
 _SLICES = 10
+
+
+@dataclass(frozen=True)
+class BudgetOptions(Options):
+    """Options of a :class:`RetryBudget` (see it for each), validated when built."""
+
+    ratio: float = option(RATIO, 0.2)
+    min_per_second: float = option(NON_NEGATIVE, 10.0)
+    ttl: float = option(POSITIVE, 10.0)
+
+    def _cross_checks(self) -> list[Problem]:
+        # What would overflow at run time: tiny or overflowing derived values.
+        if not (POSITIVE.accepts(self.ttl) and NON_NEGATIVE.accepts(self.min_per_second)):
+            return []  # already refused (a shadow of invalid options)
+        given = f"min_per_second={self.min_per_second!r}, ttl={self.ttl!r}"
+        reserve = self.min_per_second * self.ttl
+        problem = window_problem(self.ttl) or not_finite("min_per_second * ttl", reserve, given)
+        return [] if problem is None else [Problem.bound("ttl", problem)]
 
 
 class RetryBudget:
@@ -44,6 +64,7 @@ class RetryBudget:
         "_deposits",
         "_epochs",
         "_min_per_second",
+        "_options",
         "_ratio",
         "_reserve",
         "_slice",
@@ -51,16 +72,15 @@ class RetryBudget:
         "_withdrawals",
     )
 
+    # Kept from the options (see Options._keep).
+    _ratio: float
+    _min_per_second: float
+    _ttl: float
+
     def __init__(self, *, ratio: float = 0.2, min_per_second: float = 10.0, ttl: float = 10.0):
-        self._ratio = _ratio("ratio", ratio)
-        self._min_per_second = positive(
-            "RetryBudget", "min_per_second", min_per_second, allow_zero=True
-        )
-        self._ttl = positive("RetryBudget", "ttl", ttl)
-        derived("RetryBudget", "ttl", window_problem(self._ttl))
+        self._options = BudgetOptions._of_arguments("RetryBudget", locals())
+        self._options._keep(self)  # self._ratio, self._min_per_second, self._ttl
         self._reserve = self._min_per_second * self._ttl
-        given = f"min_per_second={min_per_second!r}, ttl={ttl!r}"
-        derived("RetryBudget", "ttl", not_finite("min_per_second * ttl", self._reserve, given))
         self._slice = self._ttl / _SLICES
         self._deposits = [0] * _SLICES
         self._withdrawals = [0] * _SLICES
@@ -75,6 +95,11 @@ class RetryBudget:
         return self._ratio
 
     @property
+    def options(self) -> BudgetOptions:
+        """The budget's options."""
+        return self._options
+
+    @property
     def min_per_second(self) -> float:
         """Retries per second allowed whatever the traffic."""
         return self._min_per_second
@@ -86,12 +111,7 @@ class RetryBudget:
 
     def describe(self, now: float) -> dict[str, Any]:
         """The budget's configuration and the retries it allows at ``now``, as plain data."""
-        return {
-            "ratio": self._ratio,
-            "min_per_second": self._min_per_second,
-            "ttl": self._ttl,
-            "balance": self.balance(now),
-        }
+        return {**vars_of(self._options), "balance": self.balance(now)}
 
     def __repr__(self) -> str:
         return (
@@ -156,7 +176,3 @@ def deposit_once(budget: RetryBudget, report: ExecutionReport, now: float) -> No
     else:
         report._deposited = {counted, budget}  # policies with budgets of their own
     budget.deposit(now)
-
-
-def _ratio(name: str, value: object) -> float:
-    return ratio("RetryBudget", name, value)

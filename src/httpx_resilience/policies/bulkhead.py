@@ -10,6 +10,7 @@ dependency costs a bounded number of waiting callers and the rest fail fast.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._clock import SYSTEM_CLOCK, Clock
@@ -17,17 +18,29 @@ from .._names import callable_name
 from ..context import Context
 from ..errors import BulkheadRejected
 from ..telemetry import emit
+from ._options import Options, option, vars_of
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
-from ._validate import at_least, positive_or_none
+from ._validate import NON_NEGATIVE, integer
 from ._waiters import WaitQueue, where
 
-__all__ = ["Bulkhead"]
+__all__ = ["Bulkhead", "BulkheadPolicyOptions"]
 
 T = TypeVar("T")
 
 
 # The slots and queue of one partition: ``active`` calls in, the rest waiting their turn.
 _Compartment = WaitQueue
+
+
+@dataclass(frozen=True)
+class BulkheadPolicyOptions(Options):
+    """The plain-data options of a :class:`Bulkhead` (see it for each), validated when built;
+    a profile's :class:`~httpx_resilience.profiles.BulkheadOptions` adds how it is
+    partitioned."""
+
+    max_concurrent: int = option(integer(1))
+    max_queue: int = option(integer(0), 0)
+    queue_timeout: float | None = option(NON_NEGATIVE, None, optional=True)
 
 
 class Bulkhead:
@@ -51,9 +64,15 @@ class Bulkhead:
         "_max_concurrent",
         "_max_queue",
         "_monotonic",
+        "_options",
         "_partitions",
         "_queue_timeout",
     )
+
+    # Kept from the options (see Options._keep).
+    _max_concurrent: int
+    _max_queue: int
+    _queue_timeout: float | None
 
     def __init__(
         self,
@@ -65,11 +84,8 @@ class Bulkhead:
         max_partitions: int = DEFAULT_MAX_PARTITIONS,
         clock: Clock | None = None,
     ) -> None:
-        self._max_concurrent = at_least("Bulkhead", "max_concurrent", max_concurrent, 1)
-        self._max_queue = at_least("Bulkhead", "max_queue", max_queue, 0)
-        self._queue_timeout = positive_or_none(
-            "Bulkhead", "queue_timeout", queue_timeout, allow_zero=True
-        )
+        self._options = BulkheadPolicyOptions._of_arguments("Bulkhead", locals())
+        self._options._keep(self)  # self._max_concurrent, self._max_queue, self._queue_timeout
         if key is not None and not callable(key):
             raise ValueError(f"Bulkhead: key must be a function of the context, got {key!r}")
         self._key = key
@@ -89,9 +105,7 @@ class Bulkhead:
         return {
             "policy": "bulkhead",
             "options": {
-                "max_concurrent": self._max_concurrent,
-                "max_queue": self._max_queue,
-                "queue_timeout": self._queue_timeout,
+                **vars_of(self._options),
                 "key": None if self._key is None else callable_name(self._key),
                 "max_partitions": self._partitions.max_partitions,
             },

@@ -16,8 +16,8 @@ so recording a call is O(1) and allocates nothing. ``window="count"`` counts the
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._clock import SYSTEM_CLOCK, Clock
@@ -26,30 +26,14 @@ from ..context import Context
 from ..errors import BrokenCircuitError, IsolatedCircuitError
 from ..outcome import Outcome, _is_rejection, predicate_text
 from ..telemetry import emit
+from ._options import Options, Problem, option, vars_of
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
-from ._validate import at_least, integer, positive, positive_or_none, ratio
+from ._validate import POSITIVE, RATIO, Check, choice, integer
+from ._windows import MAX_WINDOW_SIZE, Circuit, CircuitState, CountWindow, TimeWindow
 
-__all__ = ["CircuitBreaker", "CircuitState"]
+__all__ = ["CircuitBreaker", "CircuitBreakerPolicyOptions", "CircuitState"]
 
 T = TypeVar("T")
-
-_BUCKETS = 10
-
-#: The largest count window: it keeps one byte per call, and a window of 10**20 calls would
-#: fail (MemoryError, OverflowError) when the first partition is made, not when it is asked for.
-MAX_WINDOW_SIZE = 1_000_000
-
-
-class CircuitState(str, enum.Enum):
-    """Where a circuit stands."""
-
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-    ISOLATED = "isolated"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 _CLOSED, _OPEN, _HALF_OPEN, _ISOLATED = (
@@ -60,125 +44,61 @@ _CLOSED, _OPEN, _HALF_OPEN, _ISOLATED = (
 )
 
 
-class _TimeWindow:
-    """Calls of the last ``duration`` seconds, in ``_BUCKETS`` buckets of equal length."""
+_WINDOW = choice("time", "count")
+_SHARE = Check("a number > 0 and <= 1", lambda v: RATIO.accepts(v) and v > 0, float)
+# How the constructor words a refused share: out of [0, 1] first, then 0.
+_SHARE_SAID = (RATIO, Check("greater than 0", lambda v: v > 0))
 
-    __slots__ = (
-        "_bucket_length",
-        "_end",
-        "_failures",
-        "_index",
-        "_slow",
-        "_totals",
-        "failures",
-        "slow",
-        "total",
+
+@dataclass(frozen=True)
+class CircuitBreakerPolicyOptions(Options):
+    """The plain-data options of a :class:`CircuitBreaker` (see it for each), validated when
+    built; a profile's :class:`~httpx_resilience.profiles.CircuitBreakerOptions` adds how it is
+    partitioned."""
+
+    failure_ratio: float = option(_SHARE, 0.1, says=_SHARE_SAID)
+    minimum_throughput: int = option(integer(1), 100)
+    sampling_duration: float = option(POSITIVE, 30.0)
+    window: str = option(
+        choice("time", "count"),
+        "time",
+        says=[Check("'time' or 'count'", choice("time", "count").accepts)],
     )
+    window_size: int = option(integer(1, MAX_WINDOW_SIZE), 100)
+    break_duration: float = option(POSITIVE, 5.0)
+    break_duration_max: float | None = option(POSITIVE, None, optional=True)
+    half_open_max_calls: int = option(integer(1), 1)
+    slow_call_duration: float | None = option(POSITIVE, None, optional=True)
+    slow_call_ratio: float | None = option(_SHARE, None, optional=True, says=_SHARE_SAID)
 
-    def __init__(self, duration: float) -> None:
-        self._bucket_length = duration / _BUCKETS
-        self._totals = [0] * _BUCKETS
-        self._failures = [0] * _BUCKETS
-        self._slow = [0] * _BUCKETS
-        self._index = 0
-        self._end = -1.0  # end of the current bucket; -1: nothing recorded yet
-        self.total = self.failures = self.slow = 0
-
-    def reset(self) -> None:
-        for counts in (self._totals, self._failures, self._slow):
-            counts[:] = [0] * _BUCKETS
-        self._end = -1.0
-        self.total = self.failures = self.slow = 0
-
-    def _advance(self, now: float) -> None:
-        if self._end < 0 or now >= self._end + (_BUCKETS - 1) * self._bucket_length:
-            # Idle for a whole window (or never used): every bucket has expired.
-            if self.total:
-                self.reset()
-            self._index = 0
-            self._end = now + self._bucket_length
-            return
-        while now >= self._end:
-            self._index = index = (self._index + 1) % _BUCKETS
-            self._end += self._bucket_length
-            self.total -= self._totals[index]
-            self.failures -= self._failures[index]
-            self.slow -= self._slow[index]
-            self._totals[index] = self._failures[index] = self._slow[index] = 0
-
-    def record(self, now: float, failed: bool, slow: bool) -> None:
-        if now >= self._end:
-            self._advance(now)
-        index = self._index
-        self._totals[index] += 1
-        self.total += 1
-        if failed:
-            self._failures[index] += 1
-            self.failures += 1
-        if slow:
-            self._slow[index] += 1
-            self.slow += 1
+    def _cross_checks(self) -> list[Problem]:
+        problems = []
+        if self.break_duration_max is not None and self.break_duration_max < self.break_duration:
+            problems.append(
+                Problem(
+                    "break_duration_max",
+                    f"expected a number >= break_duration ({self.break_duration!r}), "
+                    f"got {self.break_duration_max!r}",
+                    f"must be >= break_duration ({self.break_duration!r}), "
+                    f"got {self.break_duration_max!r}",
+                )
+            )
+        if self.slow_call_ratio is not None and self.slow_call_duration is None:
+            problems.append(Problem("slow_call_ratio", "needs slow_call_duration to be set"))
+        if self.window == "count" and self.minimum_throughput > self.window_size:
+            problems.append(
+                Problem(
+                    "minimum_throughput",
+                    f"expected at most window_size ({self.window_size}), "
+                    f"got {self.minimum_throughput}",
+                    f"({self.minimum_throughput}) can never be reached in a count window of "
+                    f"window_size {self.window_size}",
+                )
+            )
+        return problems
 
 
-class _CountWindow:
-    """The last ``size`` calls."""
-
-    __slots__ = ("_flags", "_index", "_size", "failures", "slow", "total")
-
-    _FAILED, _SLOW = 1, 2
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._flags = bytearray(size)
-        self._index = 0
-        self.total = self.failures = self.slow = 0
-
-    def reset(self) -> None:
-        self._flags = bytearray(self._size)
-        self._index = 0
-        self.total = self.failures = self.slow = 0
-
-    def record(self, now: float, failed: bool, slow: bool) -> None:
-        index = self._index
-        old = self._flags[index]
-        if self.total == self._size:
-            self.failures -= old & self._FAILED
-            self.slow -= (old & self._SLOW) >> 1
-        else:
-            self.total += 1
-        self._flags[index] = (self._FAILED if failed else 0) | (self._SLOW if slow else 0)
-        self.failures += failed
-        self.slow += slow
-        self._index = (index + 1) % self._size
-
-
-class _Circuit:
-    """The breaker state of one partition."""
-
-    __slots__ = (
-        "__weakref__",
-        "break_duration",
-        "generation",
-        "key",
-        "opened_until",
-        "probes",
-        "state",
-        "window",
-    )
-
-    def __init__(self, key: str | None, window: _TimeWindow | _CountWindow, state: CircuitState):
-        self.key = key
-        self.window = window
-        self.state = state
-        self.opened_until = 0.0
-        self.break_duration = 0.0  # the break in force, or 0 before the first opening
-        self.probes = 0  # half-open probe calls in flight
-        # Bumped on every state change: a call finishing under an older generation saw a state
-        # that has since passed, and its outcome no longer counts.
-        self.generation = 0
-
-
-def _not_closed(circuit: _Circuit) -> bool:
+def _not_closed(circuit: Circuit) -> bool:
     return circuit.state is not _CLOSED
 
 
@@ -221,6 +141,7 @@ class CircuitBreaker:
         "_key",
         "_minimum_throughput",
         "_monotonic",
+        "_options",
         "_partitions",
         "_sampling_duration",
         "_slow_call_duration",
@@ -228,6 +149,18 @@ class CircuitBreaker:
         "_window",
         "_window_size",
     )
+
+    # Kept from the options (see Options._keep).
+    _failure_ratio: float
+    _minimum_throughput: int
+    _sampling_duration: float
+    _window: str
+    _window_size: int
+    _break_duration: float
+    _break_duration_max: float | None
+    _half_open_max_calls: int
+    _slow_call_duration: float | None
+    _slow_call_ratio: float | None
 
     def __init__(
         self,
@@ -248,38 +181,10 @@ class CircuitBreaker:
         clock: Clock | None = None,
     ) -> None:
         name = "CircuitBreaker"
-        self._failure_ratio = ratio(name, "failure_ratio", failure_ratio)
-        if self._failure_ratio == 0:
-            raise ValueError(f"{name}: failure_ratio must be greater than 0, got {failure_ratio!r}")
-        self._minimum_throughput = at_least(name, "minimum_throughput", minimum_throughput, 1)
-        self._sampling_duration = positive(name, "sampling_duration", sampling_duration)
-        if window not in ("time", "count"):
-            raise ValueError(f"{name}: window must be 'time' or 'count', got {window!r}")
-        self._window = window
-        self._window_size = int(integer(1, MAX_WINDOW_SIZE)(name, "window_size", window_size))
-        if window == "count" and self._minimum_throughput > self._window_size:
-            raise ValueError(
-                f"{name}: minimum_throughput ({minimum_throughput}) can never be reached in a "
-                f"count window of window_size {window_size}"
-            )
-        self._break_duration = positive(name, "break_duration", break_duration)
-        self._break_duration_max = positive_or_none(name, "break_duration_max", break_duration_max)
-        if self._break_duration_max is not None and self._break_duration_max < break_duration:
-            raise ValueError(
-                f"{name}: break_duration_max must be >= break_duration ({break_duration!r}), "
-                f"got {break_duration_max!r}"
-            )
-        self._half_open_max_calls = at_least(name, "half_open_max_calls", half_open_max_calls, 1)
-        self._slow_call_duration = positive_or_none(name, "slow_call_duration", slow_call_duration)
-        if slow_call_ratio is not None:
-            if self._slow_call_duration is None:
-                raise ValueError(f"{name}: slow_call_ratio needs slow_call_duration to be set")
-            slow_call_ratio = ratio(name, "slow_call_ratio", slow_call_ratio)
-            if slow_call_ratio == 0:
-                raise ValueError(f"{name}: slow_call_ratio must be greater than 0, got 0")
-        elif self._slow_call_duration is not None:
-            slow_call_ratio = 1.0
-        self._slow_call_ratio = slow_call_ratio
+        if slow_call_ratio is None and slow_call_duration is not None:
+            slow_call_ratio = 1.0  # every slow call, unless told otherwise
+        self._options = CircuitBreakerPolicyOptions._of_arguments(name, locals())
+        self._options._keep(self)  # self._failure_ratio... (read on every call)
         if handle is not None and not callable(handle):
             raise ValueError(f"{name}: handle must be a predicate over outcomes, got {handle!r}")
         if key is not None and not callable(key):
@@ -292,17 +197,17 @@ class CircuitBreaker:
         self._circuit = self._new_circuit(None)
         # A circuit that is not closed is kept over idle closed ones: evicting an open circuit
         # would forget its break, and the failing host would be hit again at once.
-        self._partitions: Partitions[_Circuit] = Partitions(
+        self._partitions: Partitions[Circuit] = Partitions(
             name, self._new_circuit, max_partitions, keep=_not_closed
         )
 
-    def _new_circuit(self, key: str | None) -> _Circuit:
-        window: _TimeWindow | _CountWindow = (
-            _TimeWindow(self._sampling_duration)
+    def _new_circuit(self, key: str | None) -> Circuit:
+        window: TimeWindow | CountWindow = (
+            TimeWindow(self._sampling_duration)
             if self._window == "time"
-            else _CountWindow(self._window_size)
+            else CountWindow(self._window_size)
         )
-        return _Circuit(key, window, _ISOLATED if self._isolated else _CLOSED)
+        return Circuit(key, window, _ISOLATED if self._isolated else _CLOSED)
 
     def describe(self) -> dict[str, Any]:
         """The breaker's configuration and the state of its circuits, as plain data."""
@@ -310,16 +215,7 @@ class CircuitBreaker:
         return {
             "policy": "circuit_breaker",
             "options": {
-                "failure_ratio": self._failure_ratio,
-                "minimum_throughput": self._minimum_throughput,
-                "sampling_duration": self._sampling_duration,
-                "window": self._window,
-                "window_size": self._window_size,
-                "break_duration": self._break_duration,
-                "break_duration_max": self._break_duration_max,
-                "half_open_max_calls": self._half_open_max_calls,
-                "slow_call_duration": self._slow_call_duration,
-                "slow_call_ratio": self._slow_call_ratio,
+                **vars_of(self._options),
                 "handle": None if self._handle is None else predicate_text(self._handle),
                 "key": None if self._key is None else callable_name(self._key),
                 "max_partitions": self._partitions.max_partitions,
@@ -357,7 +253,7 @@ class CircuitBreaker:
         """The state of every partition kept, by key."""
         return {key: self._observed_state(c) for key, c in self._partitions.items()}
 
-    def _observed_state(self, circuit: _Circuit) -> CircuitState:
+    def _observed_state(self, circuit: Circuit) -> CircuitState:
         # An open circuit whose break is over is half-open, even before a call notices.
         if circuit.state is _OPEN and self._monotonic() >= circuit.opened_until:
             return _HALF_OPEN
@@ -375,7 +271,7 @@ class CircuitBreaker:
         for circuit in self._circuits():
             self._close(circuit)
 
-    def _circuits(self) -> list[_Circuit]:
+    def _circuits(self) -> list[Circuit]:
         return [self._circuit, *(c for _, c in self._partitions.items())]
 
     # -- execution -----------------------------------------------------------------------------
@@ -431,12 +327,12 @@ class CircuitBreaker:
         return result
 
     @staticmethod
-    def _release(circuit: _Circuit, generation: int, probing: bool) -> None:
+    def _release(circuit: Circuit, generation: int, probing: bool) -> None:
         """Give back the probe slot of a call whose outcome does not count."""
         if probing and circuit.generation == generation:
             circuit.probes -= 1
 
-    def _admit(self, circuit: _Circuit, context: Context) -> bool:
+    def _admit(self, circuit: Circuit, context: Context) -> bool:
         """Let a call through a circuit that is not closed (as a probe) or reject it."""
         now = self._monotonic()
         state = circuit.state
@@ -461,7 +357,7 @@ class CircuitBreaker:
 
     def _record(
         self,
-        circuit: _Circuit,
+        circuit: Circuit,
         generation: int,
         probing: bool,
         failed: bool,
@@ -495,7 +391,7 @@ class CircuitBreaker:
         ):
             self._open(circuit, now, context, grow=False)
 
-    def _open(self, circuit: _Circuit, now: float, context: Context, *, grow: bool) -> None:
+    def _open(self, circuit: Circuit, now: float, context: Context, *, grow: bool) -> None:
         if grow and self._break_duration_max is not None and circuit.break_duration:
             duration = min(circuit.break_duration * 2, self._break_duration_max)
         else:
@@ -516,16 +412,16 @@ class CircuitBreaker:
             total=window.total,
         )
 
-    def _close(self, circuit: _Circuit) -> None:
+    def _close(self, circuit: Circuit) -> None:
         circuit.window.reset()
         circuit.break_duration = 0.0  # the next opening starts again from break_duration
         self._move(circuit, _CLOSED)
 
-    def _move(self, circuit: _Circuit, state: CircuitState) -> None:
+    def _move(self, circuit: Circuit, state: CircuitState) -> None:
         circuit.state = state
         circuit.probes = 0
         circuit.generation += 1
 
-    def _describe(self, circuit: _Circuit, what: str) -> str:
+    def _describe(self, circuit: Circuit, what: str) -> str:
         where = "the circuit" if circuit.key is None else f"the circuit for {circuit.key!r}"
         return f"{where} {what}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -29,15 +30,28 @@ from .._names import callable_name
 from ..context import Attempt, Context
 from ..outcome import Outcome, _is_rejection, predicate_text
 from ..telemetry import emit
-from ._validate import at_least, positive
+from ._options import Options, option, vars_of
+from ._validate import NON_NEGATIVE, Check, integer
 from .budget import RetryBudget, deposit_once
 
-__all__ = ["Hedging"]
+__all__ = ["Hedging", "HedgingOptions"]
 
 T = TypeVar("T")
 
 # What a finished try is to the race (see Hedging._judge).
 _ANSWER, _FAILURE, _REJECTED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class HedgingOptions(Options):
+    """Options of :class:`Hedging` (see it for each), validated when built; a delay that is a
+    function of the context is a constructor argument only. In a profile, its budget is the
+    retry's, if any."""
+
+    max_hedged_attempts: int = option(
+        integer(1, 10), 1, says=[integer(1), Check("at most 10", lambda v: v <= 10)]
+    )
+    delay: float = option(NON_NEGATIVE, 2.0)
 
 
 class Hedging:
@@ -54,7 +68,7 @@ class Hedging:
         clock: The clock to wait with (default: the system clock).
     """
 
-    __slots__ = ("_budget", "_clock", "_delay", "_handle", "_max_hedged_attempts")
+    __slots__ = ("_budget", "_clock", "_delay", "_handle", "_max_hedged_attempts", "_options")
 
     def __init__(
         self,
@@ -65,16 +79,13 @@ class Hedging:
         budget: RetryBudget | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self._max_hedged_attempts = at_least(
-            "Hedging", "max_hedged_attempts", max_hedged_attempts, 1
+        # A delay that is a function of the context stays beside the options (plain data).
+        arguments = {"max_hedged_attempts": max_hedged_attempts}
+        self._options = options = HedgingOptions._of_arguments(
+            "Hedging", arguments if callable(delay) else {**arguments, "delay": delay}
         )
-        if self._max_hedged_attempts > 10:
-            raise ValueError(
-                f"Hedging: max_hedged_attempts must be at most 10, got {max_hedged_attempts!r}"
-            )
-        if not callable(delay):
-            delay = positive("Hedging", "delay", delay, allow_zero=True)
-        self._delay = delay
+        self._max_hedged_attempts = options.max_hedged_attempts
+        self._delay = delay if callable(delay) else options.delay
         if handle is not None and not callable(handle):
             raise ValueError(f"Hedging: handle must be a predicate over outcomes, got {handle!r}")
         if budget is not None and not isinstance(budget, RetryBudget):
@@ -89,16 +100,10 @@ class Hedging:
         return {
             "policy": "hedging",
             "options": {
-                "max_hedged_attempts": self._max_hedged_attempts,
+                "max_hedged_attempts": self._options.max_hedged_attempts,
                 "delay": delay if not callable(delay) else callable_name(delay),
                 "handle": None if self._handle is None else predicate_text(self._handle),
-                "budget": None
-                if self._budget is None
-                else {
-                    "ratio": self._budget.ratio,
-                    "min_per_second": self._budget.min_per_second,
-                    "ttl": self._budget.ttl,
-                },
+                "budget": None if self._budget is None else vars_of(self._budget.options),
             },
             "state": {},
         }

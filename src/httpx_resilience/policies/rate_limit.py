@@ -15,6 +15,7 @@ limit in total; without it, they stay in memory, on the fast path.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 import cachetools
@@ -25,11 +26,12 @@ from ..backends import RateLimitBackend, StoreUnavailable, TokenStore
 from ..context import Context
 from ..errors import RateLimitRejected
 from ..telemetry import emit
+from ._options import Options, Problem, option, vars_of
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
-from ._validate import derived, positive, rate_problem
+from ._validate import NON_NEGATIVE, POSITIVE, Check, rate_problem
 from ._waiters import WaitQueue, where
 
-__all__ = ["RateLimiter"]
+__all__ = ["RateLimiter", "RateLimiterPolicyOptions"]
 
 T = TypeVar("T")
 
@@ -49,6 +51,28 @@ class _Bucket(WaitQueue):
         super().__init__(key)
         self.tokens = tokens
         self.updated = now
+
+
+@dataclass(frozen=True)
+class RateLimiterPolicyOptions(Options):
+    """The plain-data options of a :class:`RateLimiter` (see it for each), validated when
+    built; a profile's :class:`~httpx_resilience.profiles.RateLimitOptions` adds how it is
+    partitioned and its backend."""
+
+    rate: float = option(POSITIVE)
+    burst: float | None = option(
+        Check("a finite number >= 1", lambda v: POSITIVE.accepts(v) and v >= 1, float),
+        None,
+        optional=True,
+        says=[POSITIVE, Check("at least 1", lambda v: v >= 1)],
+    )
+    max_wait: float = option(NON_NEGATIVE, 0.0)
+
+    def _cross_checks(self) -> list[Problem]:
+        if not POSITIVE.accepts(self.rate):
+            return []  # already refused (a shadow of invalid options)
+        problem = rate_problem(self.rate)
+        return [] if problem is None else [Problem.bound("rate", problem)]
 
 
 class RateLimiter:
@@ -81,10 +105,16 @@ class RateLimiter:
         "_key",
         "_max_wait",
         "_monotonic",
+        "_options",
         "_partitions",
         "_rate",
         "_shared",
     )
+
+    # Kept from the options (see Options._keep).
+    _rate: float
+    _burst: float
+    _max_wait: float
 
     def __init__(
         self,
@@ -97,14 +127,10 @@ class RateLimiter:
         clock: Clock | None = None,
         backend: RateLimitBackend | None = None,
     ) -> None:
-        self._rate = positive("RateLimiter", "rate", rate)
-        derived("RateLimiter", "rate", rate_problem(self._rate))
-        if burst is None:
-            burst = max(1.0, float(-(-self._rate // 1)))
-        self._burst = positive("RateLimiter", "burst", burst)
-        if self._burst < 1:
-            raise ValueError(f"RateLimiter: burst must be at least 1, got {burst!r}")
-        self._max_wait = positive("RateLimiter", "max_wait", max_wait, allow_zero=True)
+        if burst is None and POSITIVE.accepts(rate):
+            burst = max(1.0, float(-(-rate // 1)))  # the rate, rounded up: a second's calls
+        self._options = RateLimiterPolicyOptions._of_arguments("RateLimiter", locals())
+        self._options._keep(self)  # self._rate, self._burst (never None here), self._max_wait
         if key is not None and not callable(key):
             raise ValueError(f"RateLimiter: key must be a function of the context, got {key!r}")
         self._key = key
@@ -148,9 +174,7 @@ class RateLimiter:
         return {
             "policy": "rate_limit",
             "options": {
-                "rate": self._rate,
-                "burst": self._burst,
-                "max_wait": self._max_wait,
+                **vars_of(self._options),
                 "key": None if self._key is None else callable_name(self._key),
                 "max_partitions": self._partitions.max_partitions,
                 "backend": None if self._shared is None else "shared",

@@ -16,6 +16,7 @@ outcome (the last response, or raising the last exception), when:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import tenacity
@@ -25,10 +26,11 @@ from .._names import callable_name
 from ..context import Attempt, Context
 from ..outcome import Outcome, predicate_text
 from ..telemetry import emit
-from ._validate import BOOLEAN, at_least, positive
+from ._options import Options, option, vars_of
+from ._validate import BOOLEAN, NON_NEGATIVE, integer
 from .budget import RetryBudget, deposit_once
 
-__all__ = ["Retry"]
+__all__ = ["Retry", "RetryPolicyOptions"]
 
 T = TypeVar("T")
 
@@ -47,6 +49,18 @@ def _strategy_name(strategy: object) -> str:
         return callable_name(strategy)
     arguments = ", ".join(f"{k}={v!r}" for k, v in fields.items() if not k.startswith("_"))
     return f"{type(strategy).__name__}({arguments})"
+
+
+@dataclass(frozen=True)
+class RetryPolicyOptions(Options):
+    """The plain-data options of a :class:`Retry` (see it for each), validated when built; a
+    profile's :class:`~httpx_resilience.profiles.RetryOptions` adds its budget."""
+
+    max_attempts: int | None = option(integer(1), 3, optional=True)
+    base_delay: float = option(NON_NEGATIVE, 0.2)
+    max_delay: float = option(NON_NEGATIVE, 10.0)
+    respect_retry_after: bool = option(BOOLEAN, True)
+    max_retry_after: float = option(NON_NEGATIVE, 60.0)
 
 
 class Retry:
@@ -83,10 +97,18 @@ class Retry:
         "_max_attempts",
         "_max_delay",
         "_max_retry_after",
+        "_options",
         "_respect_retry_after",
         "_retrying",
         "_stop",
     )
+
+    # Kept from the options (see Options._keep).
+    _max_attempts: int | None
+    _base_delay: float
+    _max_delay: float
+    _respect_retry_after: bool
+    _max_retry_after: float
 
     def __init__(
         self,
@@ -104,11 +126,8 @@ class Retry:
     ) -> None:
         if max_attempts is _UNSET:
             max_attempts = None if stop is not None else 3
-        if max_attempts is not None:
-            at_least("Retry", "max_attempts", max_attempts, 1)
-        self._max_attempts: int | None = max_attempts
-        self._base_delay = positive("Retry", "base_delay", base_delay, allow_zero=True)
-        self._max_delay = positive("Retry", "max_delay", max_delay, allow_zero=True)
+        self._options = RetryPolicyOptions._of_arguments("Retry", locals())
+        self._options._keep(self)  # self._max_attempts, self._base_delay...
         if backoff is not None and not callable(backoff):
             raise ValueError(f"Retry: backoff must be a tenacity wait strategy, got {backoff!r}")
         if stop is not None and not callable(stop):
@@ -126,12 +145,6 @@ class Retry:
         )
         self._stop = stop
         self._handle = handle
-        self._respect_retry_after: bool = BOOLEAN(
-            "Retry", "respect_retry_after", respect_retry_after
-        )
-        self._max_retry_after = positive(
-            "Retry", "max_retry_after", max_retry_after, allow_zero=True
-        )
         self._budget = budget
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         # What tenacity's RetryCallState is built with: the strategies a wait or stop strategy
@@ -155,25 +168,19 @@ class Retry:
 
     def describe(self) -> dict[str, Any]:
         """The retry's configuration (and its budget's balance), as plain data."""
-        budget = self._budget
+        budget, options = self._budget, self._options
         return {
             "policy": "retry",
             "options": {
-                "max_attempts": self._max_attempts,
+                "max_attempts": options.max_attempts,
                 "backoff": _strategy_name(self._backoff),
-                "base_delay": self._base_delay,
-                "max_delay": self._max_delay,
+                "base_delay": options.base_delay,
+                "max_delay": options.max_delay,
                 "stop": None if self._stop is None else _strategy_name(self._stop),
                 "handle": None if self._handle is None else predicate_text(self._handle),
-                "respect_retry_after": self._respect_retry_after,
-                "max_retry_after": self._max_retry_after,
-                "budget": None
-                if budget is None
-                else {
-                    "ratio": budget.ratio,
-                    "min_per_second": budget.min_per_second,
-                    "ttl": budget.ttl,
-                },
+                "respect_retry_after": options.respect_retry_after,
+                "max_retry_after": options.max_retry_after,
+                "budget": None if budget is None else vars_of(budget.options),
             },
             "state": {}
             if budget is None

@@ -39,9 +39,7 @@ from __future__ import annotations
 
 # Every name the module profiles.py had, where it has always been imported from (the private
 # ones too: the command line, the HTTP layer and the tests import some of them).
-from ._building import _add_policy as _add_policy
 from ._building import _alternate as _alternate
-from ._building import _partition_key as _partition_key
 from ._building import _redis_backend as _redis_backend
 from ._environment import _ENV_PREFIX as _ENV_PREFIX
 from ._environment import _apply_environment as _apply_environment

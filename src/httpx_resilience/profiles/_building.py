@@ -3,19 +3,37 @@ built in :attr:`Profile.ORDER` (outermost first)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..context import by_origin
 from ..errors import ConfigError
-from ..pipeline import Pipeline, PipelineBuilder
+from ..pipeline import Pipeline, Policy
+from ..policies._options import vars_of
 from ..policies.budget import RetryBudget
+from ..policies.bulkhead import Bulkhead, BulkheadPolicyOptions
+from ..policies.circuit_breaker import CircuitBreaker, CircuitBreakerPolicyOptions
+from ..policies.fallback import Fallback
+from ..policies.hedging import Hedging
+from ..policies.rate_limit import RateLimiter, RateLimiterPolicyOptions
+from ..policies.retry import Retry, RetryPolicyOptions
+from ..policies.timeout import Timeout
 
 if TYPE_CHECKING:
     from .._clock import Clock
     from ..telemetry import Listener, PathRedaction
     from ._registry import Registry
-    from ._schema import AlternateOptions, Profile, RedisOptions
+    from ._schema import AlternateOptions, FallbackOptions, Profile, RateLimitOptions, RedisOptions
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What a policy of a profile is built with besides its options."""
+
+    clock: Clock | None
+    budget: RetryBudget | None  # the retry's, shared by hedging
+    registry: Registry | None
 
 
 def build_pipeline(
@@ -33,91 +51,73 @@ def build_pipeline(
     )
     budget: RetryBudget | None = None
     if profile.retry is not None and profile.retry.budget is not None:
-        b = profile.retry.budget
-        budget = RetryBudget(ratio=b.ratio, min_per_second=b.min_per_second, ttl=b.ttl)
+        budget = RetryBudget(**vars_of(profile.retry.budget))
+    parts = _Parts(clock, budget, registry)
     for name in profile.ORDER:
-        _add_policy(builder, profile, name, budget, clock, registry)
+        options = getattr(profile, name)
+        if options is not None:
+            builder.add(_POLICIES[name](options, parts))
     return builder.build()
 
 
-def _partition_key(partition: str) -> Any:
-    return by_origin if partition == "origin" else None
+def _partitioning(options: Any) -> dict[str, Any]:
+    """A profile's ``partition`` and ``max_partitions`` as a policy's keywords."""
+    key = by_origin if options.partition == "origin" else None
+    return {"key": key, "max_partitions": options.max_partitions}
 
 
-def _add_policy(
-    builder: PipelineBuilder,
-    profile: Profile,
-    name: str,
-    budget: RetryBudget | None,
-    clock: Clock | None,
-    registry: Registry | None,
-) -> None:
-    if name == "total_timeout" and profile.total_timeout is not None:
-        builder.timeout(profile.total_timeout)
-    elif name == "attempt_timeout" and profile.attempt_timeout is not None:
-        builder.timeout(profile.attempt_timeout)
-    elif name == "retry" and (r := profile.retry) is not None:
-        builder.retry(
-            max_attempts=r.max_attempts,
-            base_delay=r.base_delay,
-            max_delay=r.max_delay,
-            respect_retry_after=r.respect_retry_after,
-            max_retry_after=r.max_retry_after,
-            budget=budget,
-        )
-    elif name == "hedging" and (h := profile.hedging) is not None:
-        builder.hedging(max_hedged_attempts=h.max_hedged_attempts, delay=h.delay, budget=budget)
-    elif name == "circuit_breaker" and (c := profile.circuit_breaker) is not None:
-        builder.circuit_breaker(
-            failure_ratio=c.failure_ratio,
-            minimum_throughput=c.minimum_throughput,
-            sampling_duration=c.sampling_duration,
-            window=c.window,
-            window_size=c.window_size,
-            break_duration=c.break_duration,
-            break_duration_max=c.break_duration_max,
-            half_open_max_calls=c.half_open_max_calls,
-            slow_call_duration=c.slow_call_duration,
-            slow_call_ratio=c.slow_call_ratio,
-            key=_partition_key(c.partition),
-            max_partitions=c.max_partitions,
-        )
-    elif name == "bulkhead" and (b := profile.bulkhead) is not None:
-        builder.bulkhead(
-            max_concurrent=b.max_concurrent,
-            max_queue=b.max_queue,
-            queue_timeout=b.queue_timeout,
-            key=_partition_key(b.partition),
-            max_partitions=b.max_partitions,
-        )
-    elif name == "rate_limit" and (limit := profile.rate_limit) is not None:
-        options: dict[str, Any] = {}
-        if limit.backend is not None:
-            options["backend"] = _redis_backend(limit.backend)
-        builder.rate_limit(
-            rate=limit.rate,
-            burst=limit.burst,
-            max_wait=limit.max_wait,
-            key=_partition_key(limit.partition),
-            max_partitions=limit.max_partitions,
-            **options,
-        )
-    elif name == "fallback" and (f := profile.fallback) is not None:
-        sources: dict[str, Any] = {}
-        if f.cache is not None:
-            from ..http.cache import ResponseCache
+def _rate_limiter(options: RateLimitOptions, parts: _Parts) -> Policy:
+    backend = {} if options.backend is None else {"backend": _redis_backend(options.backend)}
+    return RateLimiter(
+        **options._arguments(RateLimiterPolicyOptions),
+        **_partitioning(options),
+        **backend,
+        clock=parts.clock,
+    )
 
-            sources["cache"] = ResponseCache(
-                f.cache.maxsize,
-                f.cache.ttl,
-                max_body_bytes=f.cache.max_body_bytes,
-                max_bytes=f.cache.max_bytes,
-                identity_headers=f.cache.identity_headers,
-                clock=clock,
-            )
-        if f.alternate is not None:
-            sources["alternate"] = _alternate(f.alternate, registry)
-        builder.fallback(**sources)
+
+def _fallback(options: FallbackOptions, parts: _Parts) -> Policy:
+    sources: dict[str, Any] = {}
+    if options.cache is not None:
+        from ..http.cache import ResponseCache
+
+        cache = options.cache
+        sources["cache"] = ResponseCache(
+            cache.maxsize,
+            cache.ttl,
+            max_body_bytes=cache.max_body_bytes,
+            max_bytes=cache.max_bytes,
+            identity_headers=cache.identity_headers,
+            clock=parts.clock,
+        )
+    if options.alternate is not None:
+        sources["alternate"] = _alternate(options.alternate, parts.registry)
+    return Fallback(**sources, clock=parts.clock)
+
+
+#: How each field of a profile (see ``Profile.ORDER``) becomes a policy: a policy's options
+#: are its constructor's keywords, to which the profile adds the callables and shared parts.
+#: A new policy is one entry here.
+_POLICIES: dict[str, Callable[[Any, _Parts], Policy]] = {
+    "total_timeout": lambda seconds, parts: Timeout(seconds, clock=parts.clock),
+    "retry": lambda options, parts: Retry(
+        **options._arguments(RetryPolicyOptions), budget=parts.budget, clock=parts.clock
+    ),
+    "hedging": lambda options, parts: Hedging(
+        **vars_of(options), budget=parts.budget, clock=parts.clock
+    ),
+    "circuit_breaker": lambda options, parts: CircuitBreaker(
+        **options._arguments(CircuitBreakerPolicyOptions),
+        **_partitioning(options),
+        clock=parts.clock,
+    ),
+    "bulkhead": lambda options, parts: Bulkhead(
+        **options._arguments(BulkheadPolicyOptions), **_partitioning(options), clock=parts.clock
+    ),
+    "rate_limit": _rate_limiter,
+    "fallback": _fallback,
+    "attempt_timeout": lambda seconds, parts: Timeout(seconds, clock=parts.clock),
+}
 
 
 def _redis_backend(options: RedisOptions) -> Any:

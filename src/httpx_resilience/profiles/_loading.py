@@ -232,7 +232,7 @@ def _parse(
         refused = {key for key in raw if values.get(key, _INVALID) is _INVALID}
         problems.extend(
             _at(path, key, message)
-            for key, message in shadow._cross_checks()
+            for key, message, *_ in shadow._cross_checks()
             if not (refused and key == "") and key.split(".")[0] not in refused
         )
         return _INVALID

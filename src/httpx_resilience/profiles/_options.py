@@ -1,4 +1,5 @@
-"""What every options class of a profile shares: a check per field, all problems at once.
+"""What every options class of a profile shares (defined with the policies' options, in
+``policies/_options.py``), and the message for an unknown key.
 
 An options class is a frozen dataclass whose plain fields each carry a :class:`Check` (see
 :func:`_check`) and whose nested fields hold another options class (or ``None``: the policy is
@@ -9,83 +10,18 @@ key path they were found at.
 from __future__ import annotations
 
 import difflib
-import typing
 from collections.abc import Iterable
-from dataclasses import MISSING, field, fields, is_dataclass
 from typing import Any
 
-from ..errors import ConfigError
-from ..policies._validate import Check
+from ..policies._options import _HINTS as _HINTS
+from ..policies._options import Options, option
+from ..policies._options import _at as _at
+from ..policies._options import _field_types as _field_types
+from ..policies._options import _options_class as _options_class
+from ..policies._options import _Problems as _Problems
 
-
-def _check(check: Check, default: Any = MISSING, *, optional: bool = False) -> Any:
-    """A dataclass field whose value ``check`` validates (``None`` allowed if ``optional``)."""
-    metadata = {"check": check, "optional": optional}
-    if default is MISSING:
-        return field(metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-class _Problems(ConfigError):
-    """Problems of one options object, each as ``(key, message)``: the loader places them
-    under the key path they were found at."""
-
-    def __init__(self, owner: str, items: list[tuple[str, str]]) -> None:
-        self.items = items
-        super().__init__([_at(owner, key, message) for key, message in items])
-
-
-def _at(path: str, key: str, message: str) -> str:
-    where = f"{path}.{key}" if key and path else (key or path)
-    return f"{where}: {message}"
-
-
-class _Options:
-    """Validation shared by every options class: each field's check, all problems at once."""
-
-    def __post_init__(self) -> None:
-        items = self._problems()
-        if items:
-            raise _Problems(type(self).__name__, items)
-
-    def _problems(self) -> list[tuple[str, str]]:
-        items: list[tuple[str, str]] = []
-        for f in fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            check: Check | None = f.metadata.get("check")
-            if check is not None:
-                if value is None and f.metadata.get("optional"):
-                    continue
-                if not check.accepts(value):
-                    items.append((f.name, f"expected {check.expected}, got {check.show(value)}"))
-            elif value is not None and not isinstance(value, _Options):
-                expected = _options_class(_field_types(type(self))[f.name])
-                name = expected.__name__ if expected else "options"
-                items.append((f.name, f"expected {name} or None, got {value!r}"))
-        if not items:
-            items.extend(self._cross_checks())
-        return items
-
-    def _cross_checks(self) -> list[tuple[str, str]]:
-        return []
-
-
-def _options_class(annotation: Any) -> type | None:
-    """The options dataclass a field holds (``RetryOptions | None`` → ``RetryOptions``)."""
-    for candidate in typing.get_args(annotation) or (annotation,):
-        if isinstance(candidate, type) and is_dataclass(candidate):
-            return candidate
-    return None
-
-
-_HINTS: dict[type, dict[str, Any]] = {}
-
-
-def _field_types(cls: type) -> dict[str, Any]:
-    hints = _HINTS.get(cls)
-    if hints is None:
-        hints = _HINTS[cls] = typing.get_type_hints(cls)
-    return hints
+_Options = Options
+_check = option
 
 
 def _unknown(key: Any, known: Iterable[str], where: str) -> str:

@@ -10,21 +10,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..policies._options import vars_of
 from ..policies._partitions import DEFAULT_MAX_PARTITIONS
+from ..policies._standard import STANDARD
 from ..policies._validate import (
     BOOLEAN,
     NON_NEGATIVE,
     POSITIVE,
-    RATIO,
     TEXT,
-    Check,
     choice,
     integer,
-    not_finite,
-    rate_problem,
-    window_problem,
 )
-from ..policies.circuit_breaker import MAX_WINDOW_SIZE
+from ..policies.budget import BudgetOptions as BudgetOptions
+from ..policies.bulkhead import BulkheadPolicyOptions
+from ..policies.circuit_breaker import CircuitBreakerPolicyOptions
+from ..policies.hedging import HedgingOptions as HedgingOptions
+from ..policies.rate_limit import RateLimiterPolicyOptions
+from ..policies.retry import RetryPolicyOptions
 from ._building import build_pipeline
 from ._options import _check, _field_types, _Options, _options_class
 from ._values import _HEADER_NAMES, _HTTP_URL, _NEVER, _PARTITION, _REDIS_URL
@@ -40,94 +42,31 @@ DEFAULT_PROFILE = "default"
 
 
 @dataclass(frozen=True)
-class BudgetOptions(_Options):
-    """Options of a :class:`~httpx_resilience.RetryBudget`."""
-
-    ratio: float = _check(RATIO, 0.2)
-    min_per_second: float = _check(NON_NEGATIVE, 10.0)
-    ttl: float = _check(POSITIVE, 10.0)
-
-    def _cross_checks(self) -> list[tuple[str, str]]:
-        # What RetryBudget would refuse when built: tiny or overflowing derived values.
-        if not (POSITIVE.accepts(self.ttl) and NON_NEGATIVE.accepts(self.min_per_second)):
-            return []  # already refused (a shadow of invalid options)
-        given = f"min_per_second={self.min_per_second!r}, ttl={self.ttl!r}"
-        reserve = self.min_per_second * self.ttl
-        problem = window_problem(self.ttl) or not_finite("min_per_second * ttl", reserve, given)
-        return [] if problem is None else [("ttl", f"expected {problem}")]
-
-
-@dataclass(frozen=True)
-class RetryOptions(_Options):
+class RetryOptions(RetryPolicyOptions):
     """Options of a :class:`~httpx_resilience.Retry` (full-jitter backoff).
 
     Unlike a bare ``Retry``, a profile's retry has a :class:`BudgetOptions` budget unless it is
     turned off (``budget = false``): a shared configuration should not allow retry storms.
     """
 
-    max_attempts: int = _check(integer(1), 3)
-    base_delay: float = _check(NON_NEGATIVE, 0.2)
-    max_delay: float = _check(NON_NEGATIVE, 10.0)
-    respect_retry_after: bool = _check(BOOLEAN, True)
-    max_retry_after: float = _check(NON_NEGATIVE, 60.0)
+    max_attempts: int = _check(integer(1), 3)  # required in a profile (no stop= to end it)
     budget: BudgetOptions | None = field(default_factory=BudgetOptions)
 
 
 @dataclass(frozen=True)
-class CircuitBreakerOptions(_Options):
+class CircuitBreakerOptions(CircuitBreakerPolicyOptions):
     """Options of a :class:`~httpx_resilience.CircuitBreaker`; ``partition`` is ``"origin"``
     (one breaker per scheme, host and port: the default) or ``"none"``."""
 
-    failure_ratio: float = _check(
-        Check("a number > 0 and <= 1", lambda v: RATIO.accepts(v) and v > 0, float), 0.1
-    )
-    minimum_throughput: int = _check(integer(1), 100)
-    sampling_duration: float = _check(POSITIVE, 30.0)
-    window: str = _check(choice("time", "count"), "time")
-    window_size: int = _check(integer(1, MAX_WINDOW_SIZE), 100)
-    break_duration: float = _check(POSITIVE, 5.0)
-    break_duration_max: float | None = _check(POSITIVE, None, optional=True)
-    half_open_max_calls: int = _check(integer(1), 1)
-    slow_call_duration: float | None = _check(POSITIVE, None, optional=True)
-    slow_call_ratio: float | None = _check(
-        Check("a number > 0 and <= 1", lambda v: RATIO.accepts(v) and v > 0, float),
-        None,
-        optional=True,
-    )
     partition: str = _check(_PARTITION, "origin")
     max_partitions: int = _check(integer(1), DEFAULT_MAX_PARTITIONS)
 
-    def _cross_checks(self) -> list[tuple[str, str]]:
-        problems = []
-        if self.break_duration_max is not None and self.break_duration_max < self.break_duration:
-            problems.append(
-                (
-                    "break_duration_max",
-                    f"expected a number >= break_duration ({self.break_duration!r}), "
-                    f"got {self.break_duration_max!r}",
-                )
-            )
-        if self.slow_call_ratio is not None and self.slow_call_duration is None:
-            problems.append(("slow_call_ratio", "needs slow_call_duration to be set"))
-        if self.window == "count" and self.minimum_throughput > self.window_size:
-            problems.append(
-                (
-                    "minimum_throughput",
-                    f"expected at most window_size ({self.window_size}), "
-                    f"got {self.minimum_throughput}",
-                )
-            )
-        return problems
-
 
 @dataclass(frozen=True)
-class BulkheadOptions(_Options):
+class BulkheadOptions(BulkheadPolicyOptions):
     """Options of a :class:`~httpx_resilience.Bulkhead` (``partition``: ``"none"``, the
     default, or ``"origin"``)."""
 
-    max_concurrent: int = _check(integer(1))
-    max_queue: int = _check(integer(0), 0)
-    queue_timeout: float | None = _check(NON_NEGATIVE, None, optional=True)
     partition: str = _check(_PARTITION, "none")
     max_partitions: int = _check(integer(1), DEFAULT_MAX_PARTITIONS)
 
@@ -145,26 +84,13 @@ class RedisOptions(_Options):
 
 
 @dataclass(frozen=True)
-class RateLimitOptions(_Options):
+class RateLimitOptions(RateLimiterPolicyOptions):
     """Options of a :class:`~httpx_resilience.RateLimiter` (``partition``: ``"none"``, the
     default, or ``"origin"``; ``backend``: in memory unless a :class:`RedisOptions`)."""
 
-    rate: float = _check(POSITIVE)
-    burst: float | None = _check(
-        Check("a finite number >= 1", lambda v: POSITIVE.accepts(v) and v >= 1, float),
-        None,
-        optional=True,
-    )
-    max_wait: float = _check(NON_NEGATIVE, 0.0)
     partition: str = _check(_PARTITION, "none")
     max_partitions: int = _check(integer(1), DEFAULT_MAX_PARTITIONS)
     backend: RedisOptions | None = None
-
-    def _cross_checks(self) -> list[tuple[str, str]]:
-        if not POSITIVE.accepts(self.rate):
-            return []  # already refused (a shadow of invalid options)
-        problem = rate_problem(self.rate)
-        return [] if problem is None else [("rate", f"expected {problem}")]
 
 
 @dataclass(frozen=True)
@@ -202,14 +128,6 @@ class FallbackOptions(_Options):
         if self.cache is None and self.alternate is None:
             return [("", "expected a cache, an alternate or both")]
         return []
-
-
-@dataclass(frozen=True)
-class HedgingOptions(_Options):
-    """Options of :class:`~httpx_resilience.Hedging` (its budget is the retry's, if any)."""
-
-    max_hedged_attempts: int = _check(integer(1, 10), 1)
-    delay: float = _check(NON_NEGATIVE, 2.0)
 
 
 @dataclass(frozen=True)
@@ -252,11 +170,15 @@ class Profile(_Options):
     @classmethod
     def standard(cls) -> Profile:
         """The profile of :meth:`Pipeline.standard() <httpx_resilience.Pipeline.standard>`."""
+        standard = STANDARD  # shared with Pipeline.standard()
         return cls(
-            total_timeout=30.0,
-            attempt_timeout=10.0,
-            retry=RetryOptions(),
-            circuit_breaker=CircuitBreakerOptions(),
+            total_timeout=standard.total_timeout,
+            attempt_timeout=standard.attempt_timeout,
+            retry=RetryOptions(**vars_of(standard.retry), budget=standard.budget),
+            circuit_breaker=CircuitBreakerOptions(
+                **vars_of(standard.circuit_breaker),
+                partition="origin" if standard.breaker_per_origin else "none",
+            ),
         )
 
     def _cross_checks(self) -> list[tuple[str, str]]:
