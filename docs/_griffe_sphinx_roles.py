@@ -9,7 +9,7 @@ It also turns a paragraph ending in ``::`` (a reStructuredText literal block) in
 documented by ``#:`` comment lines above it (Sphinx's convention) gets them as its docstring.
 
 One more thing, for the options classes of ``httpx_resilience.profiles``: their dataclass fields
-are declared as ``_check(<validator>, <default>)``, which a signature would show as such; the
+are declared as ``_field(<validator>, <default>)``, which a signature would show as such; the
 signatures show the ``<default>`` instead (and no default for a required field). And the
 builder's shorthand methods (``timeout = _shorthand(Timeout)``), whose docstring is only set at
 run time, get that docstring here.
@@ -80,9 +80,9 @@ def _comment_docstring(obj: griffe.Object) -> griffe.Docstring | None:
 _NO_DEFAULT: Any = object()
 
 
-def _check_default(value: Any) -> Any:
-    """The default inside a ``_check(validator, default, ...)`` field declaration."""
-    if not isinstance(value, griffe.ExprCall) or str(value.function) != "_check":
+def _field_default(value: Any) -> Any:
+    """The default inside a ``_field(validator, default, ...)`` field declaration."""
+    if not isinstance(value, griffe.ExprCall) or str(value.function) != "_field":
         return _NO_DEFAULT
     positional = [a for a in value.arguments if not isinstance(a, griffe.ExprKeyword)]
     return positional[1] if len(positional) > 1 else None
@@ -101,13 +101,13 @@ def _plain_defaults(cls: griffe.Class) -> None:
             text = f"Add a :class:`~httpx_resilience.{name}`; takes the same options."
             member.docstring = griffe.Docstring(text, parent=member)
         if member.is_attribute and not member.is_alias:
-            default = _check_default(member.value)  # type: ignore[union-attr]
+            default = _field_default(member.value)  # type: ignore[union-attr]
             if default is not _NO_DEFAULT:
                 member.value = default  # type: ignore[union-attr]
     init = cls.members.get("__init__")
     if init is not None and not init.is_alias and init.is_function:
         for parameter in init.parameters:  # type: ignore[union-attr]
-            default = _check_default(parameter.default)
+            default = _field_default(parameter.default)
             if default is not _NO_DEFAULT:
                 parameter.default = default
 

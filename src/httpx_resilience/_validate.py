@@ -4,7 +4,7 @@ the testing helpers: part of the core, so that none of them imports another for 
 A policy given a bad value raises ``ValueError`` naming the option and the value
 (``Retry: max_attempts must be an integer >= 1, got -2``); a configuration file names where the
 value is instead (``profiles.payments.retry.max_attempts: expected an integer >= 1, got -2``).
-Both describe what was expected with the same :class:`Check`.
+Both describe what was expected with the same :class:`Rule`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class Check:
+class Rule:
     """What a value must be (``expected``, for messages), and how to tell."""
 
     expected: str
@@ -36,11 +36,11 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-POSITIVE = Check("a finite number > 0", lambda v: _number(v) and v > 0, float)
-NON_NEGATIVE = Check("a finite number >= 0", lambda v: _number(v) and v >= 0, float)
-RATIO = Check("a number between 0 and 1", lambda v: _number(v) and 0 <= v <= 1, float)
-BOOLEAN = Check("true or false", lambda v: isinstance(v, bool))
-TEXT = Check("a non-empty string", lambda v: isinstance(v, str) and bool(v))
+POSITIVE = Rule("a finite number > 0", lambda v: _number(v) and v > 0, float)
+NON_NEGATIVE = Rule("a finite number >= 0", lambda v: _number(v) and v >= 0, float)
+RATIO = Rule("a number between 0 and 1", lambda v: _number(v) and 0 <= v <= 1, float)
+BOOLEAN = Rule("true or false", lambda v: isinstance(v, bool))
+TEXT = Rule("a non-empty string", lambda v: isinstance(v, str) and bool(v))
 
 # Tiny positive numbers pass "finite and > 0" yet overflow what a policy derives from them:
 # ``RateLimiter(rate=1e-320)`` waits ``1 / rate`` seconds (inf), ``RetryBudget(ttl=1e-320)``
@@ -78,14 +78,14 @@ def not_finite(name: str, value: float, given: str) -> str | None:
     return None
 
 
-def integer(minimum: int, maximum: int | None = None) -> Check:
+def integer(minimum: int, maximum: int | None = None) -> Rule:
     """An integer in ``[minimum, maximum]``."""
     expected = (
         f"an integer >= {minimum}"
         if maximum is None
         else f"an integer between {minimum} and {maximum}"
     )
-    return Check(
+    return Rule(
         expected,
         lambda v: (
             isinstance(v, int)
@@ -96,9 +96,9 @@ def integer(minimum: int, maximum: int | None = None) -> Check:
     )
 
 
-def choice(*values: str) -> Check:
+def choice(*values: str) -> Rule:
     """One of ``values``."""
-    return Check("one of " + ", ".join(repr(v) for v in values), lambda v: v in values)
+    return Rule("one of " + ", ".join(repr(v) for v in values), lambda v: v in values)
 
 
 def positive(owner: str, name: str, value: Any, *, allow_zero: bool = False) -> float:

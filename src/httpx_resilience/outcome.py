@@ -136,22 +136,22 @@ def handle_exceptions(
             raise TypeError(f"handle_exceptions() takes exception classes, got {cls!r}")
     names = ", ".join(c.__name__ for c in classes)
 
-    def check(outcome: Outcome[Any]) -> bool:
+    def matches(outcome: Outcome[Any]) -> bool:
         exc = outcome.exception
         if not isinstance(exc, Exception) or not isinstance(exc, classes):
             return False
         return predicate is None or bool(predicate(exc))
 
-    return OutcomePredicate(check, f"handle_exceptions({names})")
+    return OutcomePredicate(matches, f"handle_exceptions({names})")
 
 
 def handle_results(predicate: Callable[[Any], bool]) -> OutcomePredicate:
     """Handle outcomes whose result satisfies ``predicate`` (exceptions are not handled)."""
 
-    def check(outcome: Outcome[Any]) -> bool:
+    def matches(outcome: Outcome[Any]) -> bool:
         return outcome.exception is None and bool(predicate(outcome.result))
 
-    return OutcomePredicate(check, f"handle_results({predicate_text(predicate)})")
+    return OutcomePredicate(matches, f"handle_results({predicate_text(predicate)})")
 
 
 def _is_rejection(exc: BaseException) -> bool:

@@ -43,7 +43,7 @@ def test_a_profile_s_options_extend_the_policy_s_with_the_same_defaults(
     shared = [
         f
         for f in fields(profile)
-        if f.name in keywords and "check" in f.metadata and f.name != "max_partitions"
+        if f.name in keywords and "rule" in f.metadata and f.name != "max_partitions"
     ]
     # The plain options a profile shares with the constructor are the policy's own fields
     # (partitioning, budget and backend are a profile's spelling of constructor objects)...

@@ -1,11 +1,11 @@
 """A policy's options: one frozen dataclass, checked by one set of rules, read two ways.
 
-Each plain field carries a :class:`~._validate.Check` (see :func:`option`); rules between fields
+Each plain field carries a :class:`~._validate.Rule` (see :func:`option`); rules between fields
 are :meth:`Options._cross_checks`. A policy's keyword constructor builds its options and raises
 ``ValueError`` for the first problem (``CircuitBreaker: window must be 'time' or 'count', got
 'x'``); a profile builds the same options and reports every problem under the key it was found
 at (``profiles.p.circuit_breaker.window: expected one of 'time', 'count', got 'x'``). Where the
-two phrasings differ, the rule gives both (a :class:`Problem`, or ``says=`` checks on a field).
+two phrasings differ, the rule gives both (a :class:`Problem`, or ``says=`` rules on a field).
 """
 
 from __future__ import annotations
@@ -16,19 +16,19 @@ from dataclasses import MISSING, field, fields, is_dataclass
 from typing import Any, NamedTuple, TypeVar
 
 from ..errors import ConfigError
-from ._validate import Check
+from ._validate import Rule
 
 _O = TypeVar("_O", bound="Options")
 
 
 def option(
-    check: Check, default: Any = MISSING, *, optional: bool = False, says: Sequence[Check] = ()
+    rule: Rule, default: Any = MISSING, *, optional: bool = False, says: Sequence[Rule] = ()
 ) -> Any:
-    """A dataclass field whose value ``check`` validates (``None`` allowed if ``optional``).
+    """A dataclass field whose value ``rule`` validates (``None`` allowed if ``optional``).
 
-    ``says``: the checks a policy's constructor words its refusal with, tried in order, when
-    they differ from ``check`` (``"must be greater than 0"`` for a ratio of 0, say)."""
-    metadata = {"check": check, "optional": optional, "says": tuple(says)}
+    ``says``: the rules a policy's constructor words its refusal with, tried in order, when
+    they differ from ``rule`` (``"must be greater than 0"`` for a ratio of 0, say)."""
+    metadata = {"rule": rule, "optional": optional, "says": tuple(says)}
     if default is MISSING:
         return field(metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -64,7 +64,7 @@ def _at(path: str, key: str, message: str) -> str:
 
 
 class Options:
-    """Validation shared by every options class: each field's check, all problems at once."""
+    """Validation shared by every options class: each field's rule, all problems at once."""
 
     def __post_init__(self) -> None:
         items = self._problems()
@@ -75,12 +75,12 @@ class Options:
         items: list[tuple[str, str]] = []
         for f in fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
-            check: Check | None = f.metadata.get("check")
-            if check is not None:
+            rule: Rule | None = f.metadata.get("rule")
+            if rule is not None:
                 if value is None and f.metadata.get("optional"):
                     continue
-                if not check.accepts(value):
-                    items.append((f.name, f"expected {check.expected}, got {check.show(value)}"))
+                if not rule.accepts(value):
+                    items.append((f.name, f"expected {rule.expected}, got {rule.show(value)}"))
             elif value is not None and not isinstance(value, Options):
                 expected = _options_class(_field_types(type(self))[f.name])
                 name = expected.__name__ if expected else "options"
@@ -90,7 +90,7 @@ class Options:
         return items
 
     def _cross_checks(self) -> list[Problem] | list[tuple[str, str]]:
-        """The rules between fields, judged once every field has passed its own check."""
+        """The rules between fields, judged once every field has passed its own rule."""
         return []
 
     @classmethod
@@ -104,12 +104,12 @@ class Options:
             if f.name not in values:
                 continue
             value = values[f.name]
-            check: Check | None = f.metadata.get("check")
-            if check is None or (value is None and f.metadata.get("optional")):
+            rule: Rule | None = f.metadata.get("rule")
+            if rule is None or (value is None and f.metadata.get("optional")):
                 continue
-            for said in (*f.metadata.get("says", ()), check):
+            for said in (*f.metadata.get("says", ()), rule):
                 said(owner, f.name, value)  # raises ValueError, worded for a constructor
-            converted[f.name] = check.convert(value)
+            converted[f.name] = rule.convert(value)
         # The rules between fields see the values as given: their messages show them so.
         shadow: Any = object.__new__(cls)
         for f in fields(cls):  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from .._validate import NON_NEGATIVE as NON_NEGATIVE
 from .._validate import POSITIVE as POSITIVE
 from .._validate import RATIO as RATIO
 from .._validate import TEXT as TEXT
-from .._validate import Check as Check
+from .._validate import Rule as Rule
 from .._validate import at_least as at_least
 from .._validate import choice as choice
 from .._validate import derived as derived

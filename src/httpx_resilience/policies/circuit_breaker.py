@@ -28,7 +28,7 @@ from ..outcome import Outcome, _is_rejection, predicate_text
 from ..telemetry import emit
 from ._options import Options, Problem, option, vars_of
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
-from ._validate import POSITIVE, RATIO, Check, choice, integer
+from ._validate import POSITIVE, RATIO, Rule, choice, integer
 from ._windows import MAX_WINDOW_SIZE, Circuit, CircuitState, CountWindow, TimeWindow
 
 __all__ = ["CircuitBreaker", "CircuitBreakerPolicyOptions", "CircuitState"]
@@ -45,9 +45,9 @@ _CLOSED, _OPEN, _HALF_OPEN, _ISOLATED = (
 
 
 _WINDOW = choice("time", "count")
-_SHARE = Check("a number > 0 and <= 1", lambda v: RATIO.accepts(v) and v > 0, float)
+_SHARE = Rule("a number > 0 and <= 1", lambda v: RATIO.accepts(v) and v > 0, float)
 # How the constructor words a refused share: out of [0, 1] first, then 0.
-_SHARE_SAID = (RATIO, Check("greater than 0", lambda v: v > 0))
+_SHARE_SAID = (RATIO, Rule("greater than 0", lambda v: v > 0))
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class CircuitBreakerPolicyOptions(Options):
     window: str = option(
         choice("time", "count"),
         "time",
-        says=[Check("'time' or 'count'", choice("time", "count").accepts)],
+        says=[Rule("'time' or 'count'", choice("time", "count").accepts)],
     )
     window_size: int = option(integer(1, MAX_WINDOW_SIZE), 100)
     break_duration: float = option(POSITIVE, 5.0)

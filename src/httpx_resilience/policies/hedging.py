@@ -31,7 +31,7 @@ from ..context import Attempt, Context
 from ..outcome import Outcome, _is_rejection, predicate_text
 from ..telemetry import emit
 from ._options import Options, option, vars_of
-from ._validate import NON_NEGATIVE, Check, integer
+from ._validate import NON_NEGATIVE, Rule, integer
 from .budget import RetryBudget, deposit_once
 
 __all__ = ["Hedging", "HedgingOptions"]
@@ -49,7 +49,7 @@ class HedgingOptions(Options):
     retry's, if any."""
 
     max_hedged_attempts: int = option(
-        integer(1, 10), 1, says=[integer(1), Check("at most 10", lambda v: v <= 10)]
+        integer(1, 10), 1, says=[integer(1), Rule("at most 10", lambda v: v <= 10)]
     )
     delay: float = option(NON_NEGATIVE, 2.0)
 

@@ -28,7 +28,7 @@ from ..errors import RateLimitRejected
 from ..telemetry import emit
 from ._options import Options, Problem, option, vars_of
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
-from ._validate import NON_NEGATIVE, POSITIVE, Check, rate_problem
+from ._validate import NON_NEGATIVE, POSITIVE, Rule, rate_problem
 from ._waiters import WaitQueue, where
 
 __all__ = ["RateLimiter", "RateLimiterPolicyOptions"]
@@ -61,10 +61,10 @@ class RateLimiterPolicyOptions(Options):
 
     rate: float = option(POSITIVE)
     burst: float | None = option(
-        Check("a finite number >= 1", lambda v: POSITIVE.accepts(v) and v >= 1, float),
+        Rule("a finite number >= 1", lambda v: POSITIVE.accepts(v) and v >= 1, float),
         None,
         optional=True,
-        says=[POSITIVE, Check("at least 1", lambda v: v >= 1)],
+        says=[POSITIVE, Rule("at least 1", lambda v: v >= 1)],
     )
     max_wait: float = option(NON_NEGATIVE, 0.0)
 

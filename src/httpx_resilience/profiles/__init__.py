@@ -51,7 +51,7 @@ from ._loading import _merge as _merge
 from ._loading import _parse as _parse
 from ._options import _HINTS as _HINTS
 from ._options import _at as _at
-from ._options import _check as _check
+from ._options import _field as _field
 from ._options import _field_types as _field_types
 from ._options import _Options as _Options
 from ._options import _options_class as _options_class

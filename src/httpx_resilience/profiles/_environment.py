@@ -12,20 +12,20 @@ from dataclasses import fields
 from typing import Any
 
 from .._numbers import ascii_decimal, ascii_int
-from ..policies._validate import Check
+from ..policies._validate import Rule
 from ._options import _field_types, _options_class, _unknown
 from ._schema import DEFAULT_PROFILE, Profile, _as_mapping
 
 _ENV_PREFIX = "HTTPX_RESILIENCE__"
 
 
-def _env_value(raw: str, check: Check | None) -> Any:
+def _env_value(raw: str, rule: Rule | None) -> Any:
     """An environment variable's text as the type its field expects."""
     text = raw.strip()
     lowered = text.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
-    if check is not None and check.accepts(text):
+    if rule is not None and rule.accepts(text):
         return text
     # ASCII digits only: int() and float() would read "٣" as 3 (see _numbers).
     number = ascii_int(text)
@@ -88,7 +88,7 @@ def _apply_environment(
                         break  # "on, as configured": keep the file's table
                     target[key] = value if isinstance(value, bool) else text
                 else:
-                    target[key] = _env_value(text, known[key].metadata.get("check"))
+                    target[key] = _env_value(text, known[key].metadata.get("rule"))
                 break
             if nested is None:
                 problems.append(f"{variable} ({path}): {key!r} has no keys of its own")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import ConfigError
-from ..policies._validate import Check
+from ..policies._validate import Rule
 from ._options import _at, _field_types, _options_class, _Problems, _unknown
 from ._routing import _route_problems
 from ._schema import DEFAULT_PROFILE, Profile, _as_mapping
@@ -206,11 +206,11 @@ def _parse(
                     f"{where}: expected a table (or false to turn it off), got {value!r}"
                 )
             continue
-        check: Check = f.metadata["check"]
-        if check.accepts(value):
-            values[key] = check.convert(value)
+        rule: Rule = f.metadata["rule"]
+        if rule.accepts(value):
+            values[key] = rule.convert(value)
         else:
-            problems.append(f"{where}: expected {check.expected}, got {check.show(value)}")
+            problems.append(f"{where}: expected {rule.expected}, got {rule.show(value)}")
     if partial:
         return _INVALID
     for name, f in known.items():

@@ -1,9 +1,9 @@
 """What every options class of a profile shares (defined with the policies' options, in
 ``policies/_options.py``), and the message for an unknown key.
 
-An options class is a frozen dataclass whose plain fields each carry a :class:`Check` (see
-:func:`_check`) and whose nested fields hold another options class (or ``None``: the policy is
-off). Building one validates it; the loader reads the same checks to report problems under the
+An options class is a frozen dataclass whose plain fields each carry a :class:`Rule` (see
+:func:`_field`) and whose nested fields hold another options class (or ``None``: the policy is
+off). Building one validates it; the loader reads the same rules to report problems under the
 key path they were found at.
 """
 
@@ -21,7 +21,7 @@ from ..policies._options import _options_class as _options_class
 from ..policies._options import _Problems as _Problems
 
 _Options = Options
-_check = option
+_field = option
 
 
 def _unknown(key: Any, known: Iterable[str], where: str) -> str:

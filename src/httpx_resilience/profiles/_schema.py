@@ -28,7 +28,7 @@ from ..policies.hedging import HedgingOptions as HedgingOptions
 from ..policies.rate_limit import RateLimiterPolicyOptions
 from ..policies.retry import RetryPolicyOptions
 from ._building import build_pipeline
-from ._options import _check, _field_types, _Options, _options_class
+from ._options import _field, _field_types, _Options, _options_class
 from ._values import _HEADER_NAMES, _HTTP_URL, _NEVER, _PARTITION, _REDIS_URL
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class RetryOptions(RetryPolicyOptions):
     turned off (``budget = false``): a shared configuration should not allow retry storms.
     """
 
-    max_attempts: int = _check(integer(1), 3)  # required in a profile (no stop= to end it)
+    max_attempts: int = _field(integer(1), 3)  # required in a profile (no stop= to end it)
     budget: BudgetOptions | None = field(default_factory=BudgetOptions)
 
 
@@ -58,8 +58,8 @@ class CircuitBreakerOptions(CircuitBreakerPolicyOptions):
     """Options of a :class:`~httpx_resilience.CircuitBreaker`; ``partition`` is ``"origin"``
     (one breaker per scheme, host and port: the default) or ``"none"``."""
 
-    partition: str = _check(_PARTITION, "origin")
-    max_partitions: int = _check(integer(1), DEFAULT_MAX_PARTITIONS)
+    partition: str = _field(_PARTITION, "origin")
+    max_partitions: int = _field(integer(1), DEFAULT_MAX_PARTITIONS)
 
 
 @dataclass(frozen=True)
@@ -67,20 +67,20 @@ class BulkheadOptions(BulkheadPolicyOptions):
     """Options of a :class:`~httpx_resilience.Bulkhead` (``partition``: ``"none"``, the
     default, or ``"origin"``)."""
 
-    partition: str = _check(_PARTITION, "none")
-    max_partitions: int = _check(integer(1), DEFAULT_MAX_PARTITIONS)
+    partition: str = _field(_PARTITION, "none")
+    max_partitions: int = _field(integer(1), DEFAULT_MAX_PARTITIONS)
 
 
 @dataclass(frozen=True)
 class RedisOptions(_Options):
     """A Redis server shared by every process: the rate limit's backend."""
 
-    url: str = _check(_REDIS_URL)
-    prefix: str = _check(TEXT, "httpx-resilience")
-    failure_mode: str = _check(choice("open", "closed"), "open")
-    timeout: float = _check(POSITIVE, 0.1)
-    retry_interval: float = _check(NON_NEGATIVE, 1.0)
-    max_connections: int | None = _check(integer(1), None, optional=True)
+    url: str = _field(_REDIS_URL)
+    prefix: str = _field(TEXT, "httpx-resilience")
+    failure_mode: str = _field(choice("open", "closed"), "open")
+    timeout: float = _field(POSITIVE, 0.1)
+    retry_interval: float = _field(NON_NEGATIVE, 1.0)
+    max_connections: int | None = _field(integer(1), None, optional=True)
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,8 @@ class RateLimitOptions(RateLimiterPolicyOptions):
     """Options of a :class:`~httpx_resilience.RateLimiter` (``partition``: ``"none"``, the
     default, or ``"origin"``; ``backend``: in memory unless a :class:`RedisOptions`)."""
 
-    partition: str = _check(_PARTITION, "none")
-    max_partitions: int = _check(integer(1), DEFAULT_MAX_PARTITIONS)
+    partition: str = _field(_PARTITION, "none")
+    max_partitions: int = _field(integer(1), DEFAULT_MAX_PARTITIONS)
     backend: RedisOptions | None = None
 
 
@@ -97,12 +97,12 @@ class RateLimitOptions(RateLimiterPolicyOptions):
 class CacheOptions(_Options):
     """Options of a :class:`~httpx_resilience.ResponseCache`."""
 
-    maxsize: int = _check(integer(1), 1000)
-    ttl: float = _check(POSITIVE, 300.0)
-    max_body_bytes: int = _check(integer(0), 1024 * 1024)
-    max_bytes: int = _check(integer(1), 64 * 1024 * 1024)
-    identity_headers: tuple[str, ...] = _check(_HEADER_NAMES, ())
-    store_private: bool = _check(_NEVER, False)
+    maxsize: int = _field(integer(1), 1000)
+    ttl: float = _field(POSITIVE, 300.0)
+    max_body_bytes: int = _field(integer(0), 1024 * 1024)
+    max_bytes: int = _field(integer(1), 64 * 1024 * 1024)
+    identity_headers: tuple[str, ...] = _field(_HEADER_NAMES, ())
+    store_private: bool = _field(_NEVER, False)
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,11 @@ class AlternateOptions(_Options):
     """An :class:`~httpx_resilience.Alternate`: a ``base_url`` and the ``profile`` whose
     pipeline it runs through (its own breaker and limits), both optional."""
 
-    base_url: str | None = _check(_HTTP_URL, None, optional=True)
-    profile: str | None = _check(TEXT, None, optional=True)
-    send_non_idempotent: bool = _check(BOOLEAN, False)
-    forward_credentials: bool = _check(BOOLEAN, False)
-    identity_headers: tuple[str, ...] = _check(_HEADER_NAMES, ())
+    base_url: str | None = _field(_HTTP_URL, None, optional=True)
+    profile: str | None = _field(TEXT, None, optional=True)
+    send_non_idempotent: bool = _field(BOOLEAN, False)
+    forward_credentials: bool = _field(BOOLEAN, False)
+    identity_headers: tuple[str, ...] = _field(_HEADER_NAMES, ())
 
 
 @dataclass(frozen=True)
@@ -145,15 +145,15 @@ class Profile(_Options):
             without an ``Idempotency-Key``.
     """
 
-    total_timeout: float | None = _check(POSITIVE, None, optional=True)
-    attempt_timeout: float | None = _check(POSITIVE, None, optional=True)
+    total_timeout: float | None = _field(POSITIVE, None, optional=True)
+    attempt_timeout: float | None = _field(POSITIVE, None, optional=True)
     retry: RetryOptions | None = None
     hedging: HedgingOptions | None = None
     circuit_breaker: CircuitBreakerOptions | None = None
     bulkhead: BulkheadOptions | None = None
     rate_limit: RateLimitOptions | None = None
     fallback: FallbackOptions | None = None
-    retry_non_idempotent: bool = _check(BOOLEAN, False)
+    retry_non_idempotent: bool = _field(BOOLEAN, False)
 
     #: The order policies are built in, outermost first.
     ORDER: ClassVar[tuple[str, ...]] = (

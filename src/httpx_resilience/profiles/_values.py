@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..http._identity import identity_headers
-from ..policies._validate import Check, choice
+from ..policies._validate import Rule, choice
 
 #: Whether a policy keeps one state per origin (``"origin"``) or one for all (``"none"``).
 _PARTITION = choice("none", "origin")
@@ -66,8 +66,8 @@ def _http_url(value: Any) -> bool:
     return url.scheme in ("http", "https") and bool(url.host)
 
 
-_REDIS_URL = Check("a redis://, rediss:// or unix:// URL", _redis_url, show=_show_url)
-_HTTP_URL = Check("an http:// or https:// URL with a host", _http_url, show=_show_url)
+_REDIS_URL = Rule("a redis://, rediss:// or unix:// URL", _redis_url, show=_show_url)
+_HTTP_URL = Rule("an http:// or https:// URL with a host", _http_url, show=_show_url)
 
 
 def _header_names(value: Any) -> bool:
@@ -78,7 +78,7 @@ def _header_names(value: Any) -> bool:
     return True
 
 
-_HEADER_NAMES = Check("a list of header names", _header_names, tuple)
+_HEADER_NAMES = Rule("a list of header names", _header_names, tuple)
 # Private responses are never stored (one user's answer must not reach another): the key stays
 # readable so that old files load, but only as false.
-_NEVER = Check("false (private responses are never stored)", lambda v: v is False)
+_NEVER = Rule("false (private responses are never stored)", lambda v: v is False)
