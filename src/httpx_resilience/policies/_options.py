@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, field, fields, is_dataclass
 from typing import Any, NamedTuple, TypeVar
 
+from .._validate import Rule
 from ..errors import ConfigError
-from ._validate import Rule
 
 _O = TypeVar("_O", bound="Options")
 

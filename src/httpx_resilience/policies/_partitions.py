@@ -20,7 +20,7 @@ from typing import Generic, TypeVar
 
 import cachetools
 
-from ._validate import at_least
+from .._validate import at_least
 
 S = TypeVar("S")
 

@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._validate import NON_NEGATIVE, POSITIVE, RATIO, not_finite, window_problem
 from ._options import Options, Problem, option, vars_of
-from ._validate import NON_NEGATIVE, POSITIVE, RATIO, not_finite, window_problem
 
 if TYPE_CHECKING:
     from ..context import ExecutionReport

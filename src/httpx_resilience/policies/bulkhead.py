@@ -15,12 +15,12 @@ from typing import Any, TypeVar
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._names import callable_name
+from .._validate import NON_NEGATIVE, integer
 from ..context import Context
 from ..errors import BulkheadRejected
 from ..telemetry import emit
 from ._options import Options, option, vars_of
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
-from ._validate import NON_NEGATIVE, integer
 from ._waiters import WaitQueue, where
 
 __all__ = ["Bulkhead", "BulkheadPolicyOptions"]

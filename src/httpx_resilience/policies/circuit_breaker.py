@@ -22,13 +22,13 @@ from typing import Any, TypeVar
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._names import callable_name
+from .._validate import POSITIVE, RATIO, Rule, choice, integer
 from ..context import Context
 from ..errors import BrokenCircuitError, IsolatedCircuitError
 from ..outcome import Outcome, _is_rejection, predicate_text
 from ..telemetry import emit
 from ._options import Options, Problem, option, vars_of
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
-from ._validate import POSITIVE, RATIO, Rule, choice, integer
 from ._windows import MAX_WINDOW_SIZE, Circuit, CircuitState, CountWindow, TimeWindow
 
 __all__ = ["CircuitBreaker", "CircuitBreakerPolicyOptions", "CircuitState"]

@@ -27,11 +27,11 @@ import anyio
 
 from .._clock import SYSTEM_CLOCK, Clock, wait_for_event
 from .._names import callable_name
+from .._validate import NON_NEGATIVE, Rule, integer
 from ..context import Attempt, Context
 from ..outcome import Outcome, _is_rejection, predicate_text
 from ..telemetry import emit
 from ._options import Options, option, vars_of
-from ._validate import NON_NEGATIVE, Rule, integer
 from .budget import RetryBudget, deposit_once
 
 __all__ = ["Hedging", "HedgingOptions"]

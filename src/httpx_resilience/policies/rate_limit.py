@@ -22,13 +22,13 @@ import cachetools
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._names import callable_name
+from .._validate import NON_NEGATIVE, POSITIVE, Rule, rate_problem
 from ..backends import RateLimitBackend, StoreUnavailable, TokenStore
 from ..context import Context
 from ..errors import RateLimitRejected
 from ..telemetry import emit
 from ._options import Options, Problem, option, vars_of
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
-from ._validate import NON_NEGATIVE, POSITIVE, Rule, rate_problem
 from ._waiters import WaitQueue, where
 
 __all__ = ["RateLimiter", "RateLimiterPolicyOptions"]

@@ -23,11 +23,11 @@ import tenacity
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._names import callable_name
+from .._validate import BOOLEAN, NON_NEGATIVE, integer
 from ..context import Attempt, Context
 from ..outcome import Outcome, predicate_text
 from ..telemetry import emit
 from ._options import Options, option, vars_of
-from ._validate import BOOLEAN, NON_NEGATIVE, integer
 from .budget import RetryBudget, deposit_once
 
 __all__ = ["Retry", "RetryPolicyOptions"]

@@ -32,10 +32,10 @@ import anyio
 
 from .._clock import SYSTEM_CLOCK, Clock, SystemClock, Timer, call_at
 from .._running_task import running_asyncio_task
+from .._validate import positive
 from ..context import _UNKNOWN, Context
 from ..errors import TimeoutRejected
 from ..telemetry import emit
-from ._validate import positive
 
 __all__ = ["Timeout"]
 

@@ -12,7 +12,7 @@ from dataclasses import fields
 from typing import Any
 
 from .._numbers import ascii_decimal, ascii_int
-from ..policies._validate import Rule
+from .._validate import Rule
 from ._options import _field_types, _options_class, _unknown
 from ._schema import DEFAULT_PROFILE, Profile, _as_mapping
 

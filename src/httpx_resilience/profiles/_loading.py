@@ -17,8 +17,8 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .._validate import Rule
 from ..errors import ConfigError
-from ..policies._validate import Rule
 from ._options import _at, _field_types, _options_class, _Problems, _unknown
 from ._routing import _route_problems
 from ._schema import DEFAULT_PROFILE, Profile, _as_mapping

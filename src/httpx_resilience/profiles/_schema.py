@@ -10,10 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..policies._options import vars_of
-from ..policies._partitions import DEFAULT_MAX_PARTITIONS
-from ..policies._standard import STANDARD
-from ..policies._validate import (
+from .._validate import (
     BOOLEAN,
     NON_NEGATIVE,
     POSITIVE,
@@ -21,6 +18,9 @@ from ..policies._validate import (
     choice,
     integer,
 )
+from ..policies._options import vars_of
+from ..policies._partitions import DEFAULT_MAX_PARTITIONS
+from ..policies._standard import STANDARD
 from ..policies.budget import BudgetOptions as BudgetOptions
 from ..policies.bulkhead import BulkheadPolicyOptions
 from ..policies.circuit_breaker import CircuitBreakerPolicyOptions

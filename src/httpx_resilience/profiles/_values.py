@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._validate import Rule, choice
 from ..http._identity import identity_headers
-from ..policies._validate import Rule, choice
 
 #: Whether a policy keeps one state per origin (``"origin"``) or one for all (``"none"``).
 _PARTITION = choice("none", "origin")
