@@ -87,9 +87,9 @@ async def test_a_rejection_through_httpx2_is_an_httpx2_error_and_pickles() -> No
         with pytest.raises(httpx2.TransportError) as raised:
             await client.get("http://api.test/")
     error = raised.value
-    assert isinstance(error, BrokenCircuitError)
-    assert isinstance(error, layer2.BrokenCircuitError)
-    assert not isinstance(error, httpx.TransportError)  # not the other package's error
+    assert type(error) is layer2.BrokenCircuitError
+    assert issubclass(layer2.BrokenCircuitError, BrokenCircuitError)
+    assert httpx.TransportError not in type(error).__mro__  # not the other package's error
     assert error.request.url == "http://api.test/"
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is layer2.BrokenCircuitError
@@ -192,3 +192,19 @@ def test_alias_httpx_after_importing_the_library_is_refused_by_httpx2() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("refused: httpx was already imported")
+
+
+async def test_the_other_packages_transport_in_a_client_is_a_clear_error() -> None:
+    # Before: httpx's transport in an httpx2 client failed with a bare AssertionError.
+    upstream = httpx.MockTransport(lambda request: httpx.Response(200))
+    transport = httpx_resilience.ResilienceTransport(transport=upstream)
+    async with httpx2.AsyncClient(transport=transport) as client:  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"httpx_resilience\.httpx2\.ResilienceTransport"):
+            await client.get("http://api.test/")
+
+
+def test_wrapping_the_other_packages_transport_is_refused() -> None:
+    with pytest.raises(TypeError, match="transport must be a httpx2 transport"):
+        layer2.ResilienceTransport(transport=httpx.AsyncHTTPTransport())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="transport must be a httpx transport"):
+        httpx_resilience.ResilienceTransport(transport=httpx2.AsyncHTTPTransport())  # type: ignore[arg-type]
