@@ -208,3 +208,25 @@ def test_wrapping_the_other_packages_transport_is_refused() -> None:
         layer2.ResilienceTransport(transport=httpx.AsyncHTTPTransport())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="transport must be a httpx transport"):
         httpx_resilience.ResilienceTransport(transport=httpx2.AsyncHTTPTransport())  # type: ignore[arg-type]
+
+
+def test_httpx2_errors_are_transient_without_importing_the_httpx2_layer() -> None:
+    # A pipeline around the application's own httpx2 calls, handle=transient: httpx2 imported
+    # after the library, and httpx_resilience.httpx2 never.
+    result = _run(
+        """
+        import sys
+        from httpx_resilience import Outcome
+        from httpx_resilience.http.classify import HTTP_CLASSIFIER, transient
+        import httpx2
+
+        request = httpx2.Request("GET", "http://api.test/")
+        assert transient(Outcome(exception=httpx2.ReadTimeout("slow", request=request)))
+        response = httpx2.Response(503, headers={"Retry-After": "3"})
+        assert HTTP_CLASSIFIER.retry_after(Outcome(result=response)) == 3.0
+        assert "httpx_resilience.httpx2" not in sys.modules
+        print("ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

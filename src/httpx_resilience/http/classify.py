@@ -16,8 +16,8 @@ rejection either (:class:`~httpx_resilience.BrokenCircuitError`,
 each is also an :class:`httpx.TransportError`: retrying one repeats the refusal, and a breaker
 counting one would open on the caller's own load rather than the dependency's health.
 
-Everything here recognises the responses and errors of httpx2 as well as httpx's, once
-``httpx_resilience.httpx2`` has been imported.
+Everything here recognises the responses and errors of httpx2 as well as httpx's, whenever
+the application has imported httpx2.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def _transient_exception(exc: BaseException) -> bool:
     # ResilientClient (one client's pipeline called inside another's), but is never transient.
     if _is_rejection(exc):
         return False
+    _flavour.refresh()
     if isinstance(exc, _flavour.HTTP_STATUS_ERRORS):
         # raise_for_status() in a response hook (httpx's own recipe): read the response it
         # carries, as if it had been returned.
@@ -147,6 +148,7 @@ class HTTPClassifier(Classifier):
     def retry_after(self, outcome: Outcome[Any]) -> float | None:
         """The response's ``Retry-After``, in seconds, if it has a usable one."""
         response = outcome.result
+        _flavour.refresh()
         if isinstance(outcome.exception, _flavour.HTTP_STATUS_ERRORS):
             response = outcome.exception.response
         if not isinstance(response, _flavour.RESPONSES):
@@ -156,6 +158,7 @@ class HTTPClassifier(Classifier):
 
     def fresh(self, value: Any, context: Any) -> Any:
         """A response of its own for each caller, when a fallback value is a response."""
+        _flavour.refresh()
         if not isinstance(value, _flavour.RESPONSES):
             return value
         # The body is copied decoded: the encoding and length the server sent no longer apply.
@@ -178,6 +181,7 @@ class HTTPClassifier(Classifier):
         next try; a long or slow one is cut off and its connection closed instead.
         """
         response = outcome.result
+        _flavour.refresh()
         if not isinstance(response, _flavour.RESPONSES) or response.is_closed:
             return
         try:
