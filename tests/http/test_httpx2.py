@@ -198,16 +198,16 @@ async def test_the_other_packages_transport_in_a_client_is_a_clear_error() -> No
     # Before: httpx's transport in an httpx2 client failed with a bare AssertionError.
     upstream = httpx.MockTransport(lambda request: httpx.Response(200))
     transport = httpx_resilience.ResilienceTransport(transport=upstream)
-    async with httpx2.AsyncClient(transport=transport) as client:  # type: ignore[arg-type]
+    async with httpx2.AsyncClient(transport=transport) as client:  # type: ignore[arg-type, unused-ignore]
         with pytest.raises(TypeError, match=r"httpx_resilience\.httpx2\.ResilienceTransport"):
             await client.get("http://api.test/")
 
 
 def test_wrapping_the_other_packages_transport_is_refused() -> None:
     with pytest.raises(TypeError, match="transport must be a httpx2 transport"):
-        layer2.ResilienceTransport(transport=httpx.AsyncHTTPTransport())  # type: ignore[arg-type]
+        layer2.ResilienceTransport(transport=httpx.AsyncHTTPTransport())  # type: ignore[arg-type, unused-ignore]
     with pytest.raises(TypeError, match="transport must be a httpx transport"):
-        httpx_resilience.ResilienceTransport(transport=httpx2.AsyncHTTPTransport())  # type: ignore[arg-type]
+        httpx_resilience.ResilienceTransport(transport=httpx2.AsyncHTTPTransport())  # type: ignore[arg-type, unused-ignore]
 
 
 def test_httpx2_errors_are_transient_without_importing_the_httpx2_layer() -> None:
