@@ -282,6 +282,8 @@ def test_bad_options_name_the_option_and_the_value() -> None:
         AdaptiveThrottler(window=-1)
     with pytest.raises(ValueError, match=r"min_requests must be an integer >= 0, got 1\.5"):
         AdaptiveThrottler(min_requests=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"window must be at least 1e-280 .*, got 1e-300"):
+        AdaptiveThrottler(window=1e-300)
     with pytest.raises(ValueError, match=r"rng must be a random\.Random, got 3"):
         AdaptiveThrottler(rng=3)  # type: ignore[arg-type]
 
