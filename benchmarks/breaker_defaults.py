@@ -35,12 +35,13 @@ class Setting:
     minimum_throughput: int
     break_duration: float
     break_duration_max: float | None = None
+    sampling_duration: float = 30.0
 
     def breaker(self, clock: FakeClock) -> CircuitBreaker:
         return CircuitBreaker(
             failure_ratio=self.failure_ratio,
             minimum_throughput=self.minimum_throughput,
-            sampling_duration=30.0,
+            sampling_duration=self.sampling_duration,
             break_duration=self.break_duration,
             break_duration_max=self.break_duration_max,
             clock=clock,
@@ -49,10 +50,11 @@ class Setting:
 
 SETTINGS = (
     Setting("before: 0.1 / 100, break 5 s", 0.1, 100, 5.0),
-    Setting("0.25 / 100, break 5 s", 0.25, 100, 5.0),
-    Setting("0.5 / 20, break 0.5 s doubling to 5 s", 0.5, 20, 0.5, 5.0),
+    Setting("0.25 / 100, break 0.5 s doubling to 5 s", 0.25, 100, 0.5, 5.0),
+    Setting("standard: 0.3 / 100, break 0.5 s doubling to 5 s", 0.3, 100, 0.5, 5.0),
     Setting("0.5 / 100, break 0.5 s doubling to 30 s", 0.5, 100, 0.5, 30.0),
-    Setting("standard: 0.5 / 100, break 0.5 s doubling to 5 s", 0.5, 100, 0.5, 5.0),
+    Setting("0.5 / 100, window 20 s, break 0.5 s doubling to 5 s", 0.5, 100, 0.5, 5.0, 20.0),
+    Setting("0.5 / 100, break 0.5 s doubling to 5 s", 0.5, 100, 0.5, 5.0),
 )
 
 
@@ -109,6 +111,20 @@ async def outage(setting: Setting, length: float, rate: float) -> tuple[int, flo
     return calls_to_open, None
 
 
+async def warm_outage(setting: Setting, rate: float) -> float:
+    """Seconds from the start of an outage to the first refusal, after a full window of
+    healthy traffic (the breaker of a service that has been running a while)."""
+    clock = FakeClock(autojump=False)
+    breaker = setting.breaker(clock)
+    for _ in range(int(rate * setting.sampling_duration)):
+        clock.advance(1 / rate)
+        await _call(breaker, False)
+    start = clock.monotonic()
+    while await _call(breaker, True) != "refused":
+        clock.advance(1 / rate)
+    return clock.monotonic() - start
+
+
 async def main(args: argparse.Namespace) -> None:
     seeds = range(args.seeds)
     print(
@@ -120,6 +136,10 @@ async def main(args: argparse.Namespace) -> None:
         for share in (0.08, 0.2, 0.3):
             opened = [await noise(setting, share, s, args.rate, args.seconds) for s in seeds]
             print(f"  steady {share:.0%} failures: opened in {sum(opened)} of {len(opened)} seeds")
+        print(
+            f"  outage after {setting.sampling_duration:g} s of health: opened after "
+            f"{await warm_outage(setting, args.rate):.2f} s"
+        )
         for length in (3.0, 10.0, 60.0):
             calls, back = await outage(setting, length, args.rate)
             after = "never" if back is None else f"{back:.2f} s"

@@ -75,4 +75,4 @@ def test_the_breaker_defaults_benchmark_runs() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "standard: 0.5 / 100, break 0.5 s doubling to 5 s" in result.stdout
+    assert "standard: 0.3 / 100, break 0.5 s doubling to 5 s" in result.stdout

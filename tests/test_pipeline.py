@@ -143,7 +143,7 @@ def test_the_standard_pipeline_has_the_documented_shape() -> None:
     assert isinstance(retry.budget, RetryBudget)
     assert (retry.budget.ratio, retry.budget.min_per_second, retry.budget.ttl) == (0.2, 10.0, 10.0)
     assert isinstance(breaker, CircuitBreaker)
-    assert breaker._failure_ratio == 0.5
+    assert breaker._failure_ratio == 0.3
     assert breaker._minimum_throughput == 100
     assert breaker._sampling_duration == 30.0
     assert breaker._break_duration == 0.5
@@ -295,3 +295,20 @@ async def test_the_standard_breaker_opens_on_an_outage_and_sees_its_end_within_a
         pass
     assert clock.monotonic() - 3.0 <= 1.0  # a fixed 5 s break made it 2 s
     assert breaker.state_of("") is CircuitState.CLOSED
+
+
+async def test_the_standard_breaker_opens_within_9_s_of_an_outage_after_a_window_of_health() -> (
+    None
+):
+    # A service that has been running: 30 s of successes fill the window, then everything
+    # fails. The breaker opens once 30 % of the window is failures (at 50 % it took 15 s).
+    clock = FakeClock(autojump=False)
+    breaker = Pipeline.standard(clock=clock).policies[2]
+    assert isinstance(breaker, CircuitBreaker)
+    step = 1 / 200
+    for _ in range(30 * 200):
+        assert await _through_standard_breaker(breaker, False, clock, step) == "ok"
+    start = clock.monotonic()
+    while await _through_standard_breaker(breaker, True, clock, step) != "refused":
+        pass
+    assert clock.monotonic() - start <= 9.1
