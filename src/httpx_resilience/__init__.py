@@ -13,6 +13,7 @@ from .errors import (
     IsolatedCircuitError,
     RateLimitRejected,
     ResilienceError,
+    ThrottleRejected,
     TimeoutRejected,
 )
 from .http.alternate import Alternate
@@ -21,6 +22,7 @@ from .http.client import ResilientClient
 from .http.transport import ResilienceTransport
 from .outcome import Outcome, OutcomePredicate, handle_all, handle_exceptions, handle_results
 from .pipeline import Pipeline, PipelineBuilder, Policy
+from .policies.adaptive_throttle import AdaptiveThrottler
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
 from .policies.circuit_breaker import CircuitBreaker, CircuitState
@@ -34,6 +36,7 @@ from .profiles import Profile, Registry
 from .telemetry import ResilienceEvent
 
 __all__ = [
+    "AdaptiveThrottler",
     "Alternate",
     "Attempt",
     "BrokenCircuitError",
@@ -67,6 +70,7 @@ __all__ = [
     "Retry",
     "RetryBudget",
     "SystemClock",
+    "ThrottleRejected",
     "Timeout",
     "TimeoutRejected",
     "__version__",

@@ -18,6 +18,7 @@ from .context import Context, _new_context, by_origin
 from .outcome import GENERIC_CLASSIFIER
 from .policies._options import vars_of
 from .policies._standard import STANDARD
+from .policies.adaptive_throttle import AdaptiveThrottler
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
 from .policies.circuit_breaker import CircuitBreaker
@@ -123,8 +124,9 @@ class Pipeline:
         Outermost first: a 30 s total timeout; retry (3 attempts, full-jitter backoff from 0.2 s
         up to 10 s, honouring ``Retry-After``, with a :class:`~httpx_resilience.RetryBudget`);
         a circuit breaker per origin (scheme, host, port: one failing host does not stop the
-        others) opening at 10 % failures over 30 s with at least 100 calls, for 5 s; a 10 s
-        timeout on each attempt. Each call returns a new pipeline with its own state.
+        others) opening at 30 % failures over 30 s with at least 100 calls, for 0.5 s doubling
+        on each failed probe up to 5 s; a 10 s timeout on each attempt. Each call returns a new
+        pipeline with its own state.
         """
         standard = STANDARD  # shared with Profile.standard()
         return (
@@ -326,6 +328,7 @@ class PipelineBuilder:
     timeout = _shorthand(Timeout)
     retry = _shorthand(Retry)
     circuit_breaker = _shorthand(CircuitBreaker)
+    adaptive_throttle = _shorthand(AdaptiveThrottler)
     bulkhead = _shorthand(Bulkhead)
     rate_limit = _shorthand(RateLimiter)
     fallback = _shorthand(Fallback)

@@ -62,6 +62,7 @@ EVENT_NAMES = frozenset(
         "fallback",
         "hedge",
         "budget_exhausted",
+        "throttled",
     }
 )
 

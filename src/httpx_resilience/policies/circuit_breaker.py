@@ -118,9 +118,10 @@ class CircuitBreaker:
         slow_call_duration: If set, calls taking at least this long count as slow.
         slow_call_ratio: Share of slow calls in the window that opens it (with
             ``slow_call_duration``; default 1.0, i.e. all of them).
-        handle: Which outcomes are failures. Default: the place's classifier (any exception;
-            over HTTP, transport errors and 408/429/5xx-transient statuses, never other 4xx).
-            Cancellation never counts.
+        handle: Which outcomes are failures. Default: what the place's classifier calls
+            unhealthy (any exception; over HTTP, transport errors, attempt timeouts and
+            408/5xx-transient statuses, but not 429, which is backpressure, and never other
+            4xx; ``handle=transient`` counts 429s too). Cancellation never counts.
         key: A function of the :class:`~httpx_resilience.Context` naming the partition, for one
             breaker per host, tenant...; ``None`` for one breaker in all.
         max_partitions: Partitions kept at most. When there are more, the least recently used
@@ -296,7 +297,7 @@ class CircuitBreaker:
             try:
                 handle = self._handle
                 failed = (
-                    context.classifier.failed_exception(exc)
+                    context.classifier.unhealthy_exception(exc)
                     if handle is None
                     else bool(handle(Outcome(exception=exc)))
                 )
@@ -312,7 +313,7 @@ class CircuitBreaker:
         handle = self._handle
         try:
             if handle is None:
-                failed = context.classifier.failed_result(result)
+                failed = context.classifier.unhealthy_result(result)
             else:
                 failed = bool(handle(Outcome(result=result)))
         except BaseException:
