@@ -8,6 +8,7 @@ routing (a :class:`~httpx_resilience.Registry`, seen through the small ``Routing
 from __future__ import annotations
 
 import datetime
+import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -83,13 +84,21 @@ class Dispatch:
         if registry is None:
             pipeline = self._pipeline
             assert pipeline is not None
-            context = start_exchange(request, send, self._retry_non_idempotent, None)
+            profile = None
+            retry = self._retry_non_idempotent
         else:
             # An unknown profile named by the request is an error before anything is sent.
             profile = registry.route(request, self._routes)
             pipeline = registry.get(profile)
             retry = self._retry_non_idempotent or registry.retry_non_idempotent(profile)
-            context = start_exchange(request, send, retry, profile)
+        context = start_exchange(request, send, retry, profile)
+        telemetry = pipeline._telemetry
+        tracing = telemetry.tracing
+        if tracing is not None:
+            context._telemetry = telemetry  # what the spans may show of the URL
+            context._call = tracing.tries(context, send)
+            run = functools.partial(pipeline.run, context, finish_exchange, exchange_failed)
+            return tracing.trace(context, run)
         return pipeline.run(context, finish_exchange, exchange_failed)
 
     async def aclose(self) -> None:
