@@ -499,10 +499,16 @@ class _Tracing:
     __slots__ = ("_suppress", "_tracer")
 
     def __init__(self, tracer: Any) -> None:
-        from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY
-
         self._tracer = tracer
-        self._suppress = _SUPPRESS_HTTP_INSTRUMENTATION_KEY
+        # The context key by which HTTP instrumentations (httpx's among them) stand down: in
+        # opentelemetry-api's context module; an older API left it to the instrumentation
+        # package, as this plain string.
+        suppress: Any
+        try:
+            from opentelemetry.context import _SUPPRESS_HTTP_INSTRUMENTATION_KEY as suppress
+        except ImportError:  # pragma: no cover - an older opentelemetry-api
+            suppress = "suppress_http_instrumentation"
+        self._suppress: str = suppress
 
     def tries(self, context: Context, call: Callable[[], Awaitable[Any]]) -> Callable[[], Any]:
         """``call``, the try of an HTTP exchange, made to run in a client span of its own each
