@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ._names import callable_name
 from .outcome import GENERIC_CLASSIFIER, Classifier, Outcome
@@ -38,6 +38,13 @@ RetryStopped = Literal[
 
 _UNKNOWN: Any = object()
 _new = object.__new__
+
+
+class _Response(Protocol):
+    """What :meth:`ExecutionReport.of` reads of a response: httpx's, or a flavour's alike."""
+
+    @property
+    def extensions(self) -> Mapping[str, Any]: ...
 
 
 class Attempt(Outcome[Any]):
@@ -132,9 +139,10 @@ class ExecutionReport:
         self._deposited: object = None
 
     @classmethod
-    def of(cls, response: httpx.Response) -> ExecutionReport:
-        """The report of the execution that answered ``response``, typed (rather than
-        ``response.extensions["resilience"]``, which type checkers see as ``Any``).
+    def of(cls, response: _Response) -> ExecutionReport:
+        """The report of the execution that answered ``response`` (an :class:`httpx.Response`,
+        or any response with httpx's ``extensions``), typed, rather than
+        ``response.extensions["resilience"]``, which type checkers see as ``Any``.
 
         Raises:
             LookupError: The response did not come through a
