@@ -5,7 +5,15 @@ from typing import TYPE_CHECKING, Any
 
 from ._clock import Clock, SystemClock
 from ._version import __version__
-from .context import Attempt, Context, ExecutionReport, by_header, by_origin, hashed
+from .context import (
+    Attempt,
+    Context,
+    ExecutionReport,
+    RetryStopped,
+    by_header,
+    by_origin,
+    hashed,
+)
 from .errors import (
     BrokenCircuitError,
     BulkheadRejected,
@@ -69,6 +77,7 @@ __all__ = [
     "ResponseCache",
     "Retry",
     "RetryBudget",
+    "RetryStopped",
     "SystemClock",
     "ThrottleRejected",
     "Timeout",

@@ -339,10 +339,14 @@ class FaultInjectionTransport(httpx.AsyncBaseTransport):
             :class:`httpx.AsyncHTTPTransport`); a :class:`httpx.MockTransport` for tests that
             need no server.
         faults: The faults, in the order requests meet them.
-        seed: Seed of the random draws, so that a run can be repeated exactly.
+        seed: Seed of the random draws, so that a run can be repeated exactly: the faults', and
+            the retry jitter of a pipeline given :attr:`rng` (``.retry(rng=chaos.rng)``).
         clock: The clock of latencies and outages (a :class:`FakeClock` in tests).
 
     Attributes:
+        rng: A :class:`random.Random` seeded from ``seed`` for the pipeline under test
+            (``Retry(rng=...)``), so that its jitter repeats with the faults. It is a stream of
+            its own: how many waits the pipeline draws changes none of the faults.
         injected: What happened to each request so far, in order: ``"outage"``, ``"latency"``,
             ``"error"``, ``"status"``, ``"passed"`` (a delayed request counts as latency and
             then as what else happened to it).
@@ -365,6 +369,7 @@ class FaultInjectionTransport(httpx.AsyncBaseTransport):
         self._inner = inner if inner is not None else httpx.AsyncHTTPTransport()
         self._faults = tuple(faults)
         self._random = random.Random(seed)
+        self.rng = random.Random(None if seed is None else f"{seed}:jitter")
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self._started = self._clock.monotonic()
         self.injected: list[str] = []
