@@ -212,8 +212,16 @@ class Pipeline:
         :class:`~httpx_resilience.telemetry.ExecutionListener` hears how long it took once
         ``finish(context, result, started)`` has seen its result (``started``: the monotonic
         time it began) or ``failed(context, exc)`` has given the exception to raise instead.
+        With OpenTelemetry tracing on, an HTTP exchange gets a span, and each try one under it.
         """
         telemetry = context._telemetry = self._telemetry
+        tracing = telemetry.tracing
+        if tracing is not None and context.request is not None:
+            # An HTTP exchange traced by OpenTelemetry: one span for the call, one per try.
+            call = context._call
+            assert call is not None
+            context._call = tracing.tries(context, call)
+            return tracing.trace(context, lambda: self._run_timed(context, finish, failed))
         if finish is None and failed is None and not telemetry.timed:
             # The happy path of a plain pipeline: no clock, no coroutine of its own.
             return self._chain(context)

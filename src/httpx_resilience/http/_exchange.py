@@ -8,7 +8,6 @@ routing (a :class:`~httpx_resilience.Registry`, seen through the small ``Routing
 from __future__ import annotations
 
 import datetime
-import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -97,13 +96,6 @@ class Dispatch:
         if TIMEOUT in extensions or RETRY in extensions:
             return _controlled(pipeline, request, send, retry, profile)
         context = start_exchange(request, send, retry, profile)
-        telemetry = pipeline._telemetry
-        tracing = telemetry.tracing
-        if tracing is not None:
-            context._telemetry = telemetry  # what the spans may show of the URL
-            context._call = tracing.tries(context, send)
-            run = functools.partial(pipeline.run, context, finish_exchange, exchange_failed)
-            return tracing.trace(context, run)
         return pipeline.run(context, finish_exchange, exchange_failed)
 
     async def aclose(self) -> None:
@@ -144,12 +136,6 @@ def _controlled(
                 raise
             raise converted from exc
 
-    telemetry = pipeline._telemetry
-    tracing = telemetry.tracing
-    if tracing is not None:
-        context._telemetry = telemetry
-        context._call = tracing.tries(context, send)
-        return tracing.trace(context, run)
     return run()
 
 
