@@ -59,9 +59,11 @@ def quiet() -> tuple[int, ...] | None:
         if mark is None:
             return None
         marks.append(mark)
-    ports = {server.port for server in servers}
-    stalled = {f.peer for s in servers for f in list(s._sockets.values()) if f.stalled}
-    if in_transit(ports, stalled):
+    try:
+        stalled = {f.peer for s in servers for f in list(s._sockets.values()) if f.stalled}
+    except RuntimeError:
+        return None  # a connection came or went meanwhile: look again later
+    if in_transit({server.port for server in servers}, stalled):
         return None
     return tuple(marks)
 

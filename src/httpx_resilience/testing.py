@@ -108,10 +108,11 @@ class FakeClock:
 
     Args:
         start: The initial :meth:`monotonic` reading.
-        autojump: When true (the default), a task that sleeps, or a timer that waits (such as
-            a :class:`~httpx_resilience.Timeout`'s), lets the other tasks run until they are
-            all waiting, then moves time straight to the earliest wake-up. When false, time
-            only moves when the test calls :meth:`advance`.
+        autojump: When true (the default), once every task is blocked and no request to a
+            :class:`LoopbackServer` is in flight, time moves straight to the earliest wake-up
+            of a task that sleeps or a timer that waits (such as a
+            :class:`~httpx_resilience.Timeout`'s). When false, time only moves when the test
+            calls :meth:`advance`.
 
     Works on asyncio and trio.
     """
