@@ -29,6 +29,7 @@ from .policies.hedging import Hedging
 from .policies.rate_limit import RateLimiter
 from .policies.retry import Retry
 from .policies.timeout import Timeout
+from .priority import Priority
 from .profiles import Profile, Registry
 from .telemetry import ResilienceEvent
 
@@ -53,6 +54,7 @@ __all__ = [
     "Pipeline",
     "PipelineBuilder",
     "Policy",
+    "Priority",
     "Profile",
     "RateLimitRejected",
     "RateLimiter",
