@@ -221,3 +221,17 @@ async def test_a_server_that_deliberately_stalls_lets_a_fake_timeout_fire(stall:
             with anyio.fail_after(5), pytest.raises(TimeoutRejected):  # real time: no hang
                 await client.get("/stall")
     assert clock.monotonic() == 1.0
+
+
+async def test_a_response_left_unread_does_not_hold_the_clock() -> None:
+    clock = FakeClock()
+    with LoopbackServer() as server:
+        server.script(Reply(200, body=b"x" * 10_000, chunks=4, chunk_delay=0.01))
+        async with (
+            ResilientClient(base_url=server.url) as client,
+            client.stream("GET", "/report") as response,
+        ):
+            with anyio.fail_after(5):  # real time: no hang
+                await clock.sleep(5.0)  # the body is all sent, and waits in the socket
+            assert len(await response.aread()) == 10_000
+    assert clock.monotonic() == 5.0

@@ -237,10 +237,7 @@ class LoopbackServer:
             return None
         try:
             # Unread bytes, a connection not accepted, a call from another thread.
-            poll = select.poll()
-            for key in list(selector.get_map().values()):
-                poll.register(key.fd, select.POLLIN)
-            if poll.poll(0):
+            if _readable([key.fd for key in list(selector.get_map().values())]):
                 return None
         except (OSError, RuntimeError, ValueError):
             return None  # a socket closed or the loop changed under us: look again later
@@ -273,7 +270,7 @@ class LoopbackServer:
         with self._lock:
             self.connections_opened += 1
             self.open_connections += 1
-        flight = _Flight(self, writer.get_extra_info("peername")[1])
+        flight = _Flight(self, (writer.get_extra_info("peername") or ("", 0))[1])
         sock = writer.get_extra_info("socket")
         self._sockets[sock] = flight
         # drain() then returns only once every byte is handed to the socket: until then the
@@ -394,6 +391,15 @@ class LoopbackServer:
         writer.write(conn.send(h11.EndOfMessage()))
         await writer.drain()
         return not reply.close
+
+
+def _readable(fds: list[int]) -> bool:
+    if not hasattr(select, "poll"):  # pragma: no cover - Windows
+        return bool(select.select(fds, [], [], 0)[0])
+    poll = select.poll()
+    for fd in fds:
+        poll.register(fd, select.POLLIN)
+    return bool(poll.poll(0))
 
 
 class _Flight:
