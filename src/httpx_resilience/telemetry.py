@@ -28,6 +28,7 @@ from .outcome import _is_rejection
 if TYPE_CHECKING:
     import httpx
 
+    from ._clock import Clock
     from .context import Context
     from .outcome import Outcome
 
@@ -319,6 +320,48 @@ def emit(
     if logger.isEnabledFor(level):
         logger.log(level, "%s", _format(event), extra={"resilience_event": event})
     return event
+
+
+class PolicyEvents:
+    """The events of one policy, with what every one of them shares bound once.
+
+    A policy makes one at construction with its name and its clock, so that where something
+    happens it says only what: ``self._events.emit(context, "timeout", duration=limit)``.
+
+    Args:
+        policy: The policy's name in its events (``"circuit_breaker"``).
+        clock: The clock an event's timestamp is read from when the call site gives none.
+    """
+
+    __slots__ = ("_monotonic", "policy")
+
+    def __init__(self, policy: str, clock: Clock) -> None:
+        self.policy = policy
+        self._monotonic = clock.monotonic
+
+    def emit(
+        self,
+        context: Context,
+        name: str,
+        *,
+        timestamp: float | None = None,
+        key: str | None = None,
+        outcome: Outcome[Any] | None = None,
+        duration: float | None = None,
+        **detail: Any,
+    ) -> ResilienceEvent:
+        """:func:`emit` the event ``name`` of this policy, at ``timestamp`` (default: now on
+        the policy's clock); the other arguments are :func:`emit`'s."""
+        return emit(
+            context,
+            name,
+            self.policy,
+            timestamp=self._monotonic() if timestamp is None else timestamp,
+            key=key,
+            outcome=outcome,
+            duration=duration,
+            **detail,
+        )
 
 
 def _format(event: ResilienceEvent) -> str:

@@ -37,7 +37,7 @@ from ..context import Context
 from ..errors import ThrottleRejected
 from ..outcome import Outcome, _is_rejection, predicate_text
 from ..priority import Priority, rank
-from ..telemetry import emit
+from ..telemetry import PolicyEvents
 from ._options import Options, Problem, option, vars_of
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
 from ._windows import TimeWindow
@@ -93,6 +93,7 @@ class AdaptiveThrottler:
 
     __slots__ = (
         "_clock",
+        "_events",
         "_handle",
         "_k",
         "_key",
@@ -140,6 +141,7 @@ class AdaptiveThrottler:
         self._random = (rng if rng is not None else random.Random()).random
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self._monotonic = self._clock.monotonic
+        self._events = PolicyEvents("adaptive_throttle", self._clock)
         k = self._k
         # By rank(priority): critical, default, sheddable.
         self._multipliers = (2 * k, k, (1 + k) / 2)
@@ -247,10 +249,9 @@ class AdaptiveThrottler:
             return
         window.record(now, True, False)  # a refused request is a request not accepted
         requests, accepts = window.total, window.total - window.failures
-        emit(
+        self._events.emit(
             context,
             "throttled",
-            "adaptive_throttle",
             key=key,
             timestamp=now,
             probability=probability,

@@ -26,7 +26,7 @@ from .._validate import POSITIVE, RATIO, Rule, choice, integer
 from ..context import Context
 from ..errors import BrokenCircuitError, IsolatedCircuitError
 from ..outcome import Outcome, _is_rejection, predicate_text
-from ..telemetry import emit
+from ..telemetry import PolicyEvents
 from ._options import Options, Problem, option, vars_of
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
 from ._windows import MAX_WINDOW_SIZE, Circuit, CircuitState, CountWindow, TimeWindow
@@ -135,6 +135,7 @@ class CircuitBreaker:
         "_break_duration_max",
         "_circuit",
         "_clock",
+        "_events",
         "_failure_ratio",
         "_half_open_max_calls",
         "_handle",
@@ -193,6 +194,7 @@ class CircuitBreaker:
         self._handle = handle
         self._key = key
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._events = PolicyEvents("circuit_breaker", self._clock)
         self._monotonic = self._clock.monotonic
         self._isolated = False
         self._circuit = self._new_circuit(None)
@@ -347,7 +349,7 @@ class CircuitBreaker:
                     retry_after=retry_after,
                 )
             self._move(circuit, _HALF_OPEN)
-            emit(context, "circuit_half_opened", "circuit_breaker", key=circuit.key, timestamp=now)
+            self._events.emit(context, "circuit_half_opened", key=circuit.key, timestamp=now)
         if circuit.probes >= self._half_open_max_calls:
             raise BrokenCircuitError(
                 self._describe(circuit, "is half-open and its probe calls are in flight"),
@@ -375,7 +377,7 @@ class CircuitBreaker:
                 self._open(circuit, now, context, grow=True)
             else:
                 self._close(circuit)
-                emit(context, "circuit_closed", "circuit_breaker", key=circuit.key, timestamp=now)
+                self._events.emit(context, "circuit_closed", key=circuit.key, timestamp=now)
             return
         window = circuit.window
         window.record(now, failed, slow)
@@ -401,10 +403,9 @@ class CircuitBreaker:
         circuit.opened_until = now + duration
         self._move(circuit, _OPEN)
         window = circuit.window
-        emit(
+        self._events.emit(
             context,
             "circuit_opened",
-            "circuit_breaker",
             key=circuit.key,
             timestamp=now,
             duration=duration,

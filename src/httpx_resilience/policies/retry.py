@@ -27,7 +27,7 @@ from .._names import callable_name
 from .._validate import BOOLEAN, NON_NEGATIVE, integer
 from ..context import Attempt, Context
 from ..outcome import Outcome, OutcomePredicate, predicate_text
-from ..telemetry import emit
+from ..telemetry import PolicyEvents
 from ._options import Options, option, vars_of
 from .budget import RetryBudget, deposit_once
 
@@ -154,6 +154,7 @@ class Retry:
         "_base_delay",
         "_budget",
         "_clock",
+        "_events",
         "_handle",
         "_max_attempts",
         "_max_delay",
@@ -217,6 +218,7 @@ class Retry:
         self._handle = handle
         self._budget = budget
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._events = PolicyEvents("retry", self._clock)
         # What tenacity's RetryCallState is built with: the strategies a wait or stop strategy
         # reading ``retry_state.retry_object`` finds are this policy's own. Never run itself.
         self._retrying = tenacity.AsyncRetrying(
@@ -319,9 +321,8 @@ class Retry:
                 return cast(T, attempt.unwrap())
             # The wait follows the last try recorded (this one, or the last of a race inside).
             report.attempts[-1].delay = delay
-            emit(
+            self._events.emit(
                 context,
-                "retry",
                 "retry",
                 timestamp=ended,
                 outcome=attempt,
@@ -373,6 +374,6 @@ class Retry:
             return None
         if self._budget is not None and not self._budget.try_withdraw(now):
             report.retry_stopped = "budget"
-            emit(context, "budget_exhausted", "retry", timestamp=now, outcome=outcome)
+            self._events.emit(context, "budget_exhausted", timestamp=now, outcome=outcome)
             return None
         return delay
