@@ -10,6 +10,15 @@ from __future__ import annotations
 
 import nox
 
+# nox.project.dependency_groups (below) came with nox 2025.02.09.
+nox.needs_version = ">=2025.2.9"
+
+# The development dependencies are PEP 735 groups of pyproject.toml ([dependency-groups]), read
+# here rather than installed with pip's --group, which an older pip in a session lacks.
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+DEV = nox.project.dependency_groups(PYPROJECT, "dev")
+DOCS = nox.project.dependency_groups(PYPROJECT, "docs")
+
 nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 # Skip (with a message) a Python the machine does not have instead of failing: the README's
@@ -38,7 +47,7 @@ def tests(session: nox.Session) -> None:
     The HTTP tests run on httpx and on httpx2; the ``httpx2`` extra installs it where it
     installs (Python >= 3.11), and its runs are skipped elsewhere.
     """
-    session.install("-e", ".[dev,cli,redis,httpx2]")
+    session.install("-e", ".[cli,redis,httpx2]", *DEV)
     if session.python != PYTHONS[-1]:
         session.run("pytest", *session.posargs)
         return
@@ -63,7 +72,7 @@ def typecheck(session: nox.Session, httpx2: bool) -> None:
     """mypy --strict on the library and its tests, with every extra installed so their
     imports are checked (for Python 3.10, the oldest supported: ``[tool.mypy]``); and once
     without httpx2, an extra the library must type-check without."""
-    session.install("-e", ".[dev,cli,redis,otel,httpx2]" if httpx2 else ".[dev,cli,redis,otel]")
+    session.install("-e", ".[cli,redis,otel,httpx2]" if httpx2 else ".[cli,redis,otel]", *DEV)
     session.run("mypy", "--strict", "src", "tests")
 
 
@@ -71,7 +80,8 @@ def typecheck(session: nox.Session, httpx2: bool) -> None:
 def bench(session: nox.Session) -> None:
     """Overhead of the pipelines against bare calls and the peer libraries, in one run; then
     the Redis rate limiter against a bare PING and the in-memory bucket (needs redis-server);
-    then the memory of a partitioned breaker under a flood of distinct keys.
+    then the memory of a partitioned breaker under a flood of distinct keys; then the breaker's
+    standard numbers against noise and outages.
 
     ``nox -s bench -- ARGS`` passes ARGS to overhead.py only.
     """
@@ -79,6 +89,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/overhead.py", *session.posargs)
     session.run("python", "benchmarks/redis_limiter.py")
     session.run("python", "benchmarks/partitions_memory.py")
+    session.run("python", "benchmarks/breaker_defaults.py")
 
 
 @nox.session
@@ -90,6 +101,7 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the documentation site with --strict (every reference must resolve)."""
-    session.install("-e", ".", "mkdocs-material", "mkdocstrings[python]")
+    """Build the documentation site with --strict (every reference must resolve), with ruff
+    there to format the signatures the API reference shows."""
+    session.install("-e", ".", *DOCS)
     session.run("mkdocs", "build", "--strict", "--site-dir", "site")

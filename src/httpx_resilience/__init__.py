@@ -5,7 +5,15 @@ from typing import TYPE_CHECKING, Any
 
 from ._clock import Clock, SystemClock
 from ._version import __version__
-from .context import Attempt, Context, ExecutionReport, by_header, by_origin, hashed
+from .context import (
+    Attempt,
+    Context,
+    ExecutionReport,
+    RetryStopped,
+    by_header,
+    by_origin,
+    hashed,
+)
 from .errors import (
     BrokenCircuitError,
     BulkheadRejected,
@@ -13,6 +21,7 @@ from .errors import (
     IsolatedCircuitError,
     RateLimitRejected,
     ResilienceError,
+    ThrottleRejected,
     TimeoutRejected,
 )
 from .http.alternate import Alternate
@@ -21,6 +30,7 @@ from .http.client import ResilientClient
 from .http.transport import ResilienceTransport
 from .outcome import Outcome, OutcomePredicate, handle_all, handle_exceptions, handle_results
 from .pipeline import Pipeline, PipelineBuilder, Policy
+from .policies.adaptive_throttle import AdaptiveThrottler
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
 from .policies.circuit_breaker import CircuitBreaker, CircuitState
@@ -29,10 +39,12 @@ from .policies.hedging import Hedging
 from .policies.rate_limit import RateLimiter
 from .policies.retry import Retry
 from .policies.timeout import Timeout
+from .priority import Priority
 from .profiles import Profile, Registry
 from .telemetry import ResilienceEvent
 
 __all__ = [
+    "AdaptiveThrottler",
     "Alternate",
     "Attempt",
     "BrokenCircuitError",
@@ -53,6 +65,7 @@ __all__ = [
     "Pipeline",
     "PipelineBuilder",
     "Policy",
+    "Priority",
     "Profile",
     "RateLimitRejected",
     "RateLimiter",
@@ -64,7 +77,9 @@ __all__ = [
     "ResponseCache",
     "Retry",
     "RetryBudget",
+    "RetryStopped",
     "SystemClock",
+    "ThrottleRejected",
     "Timeout",
     "TimeoutRejected",
     "__version__",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ._names import callable_name
 from .outcome import GENERIC_CLASSIFIER, Classifier, Outcome
+from .priority import Priority, _checked
 from .telemetry import NO_TELEMETRY, Telemetry
 
 if TYPE_CHECKING:
@@ -15,10 +16,35 @@ if TYPE_CHECKING:
 
     from .telemetry import ResilienceEvent
 
-__all__ = ["Attempt", "Context", "ExecutionReport", "by_header", "by_origin", "hashed"]
+__all__ = [
+    "Attempt",
+    "Context",
+    "ExecutionReport",
+    "RetryStopped",
+    "by_header",
+    "by_origin",
+    "hashed",
+]
+
+#: Why retrying stopped before success (:attr:`ExecutionReport.retry_stopped`): the tries ran
+#: out (``"max_attempts"``), the ``stop=`` strategy said so (``"stop"``), the server asked for a
+#: wait longer than ``max_retry_after`` (``"retry_after"``), the wait would have run past the
+#: deadline (``"deadline"``), the retry budget was spent (``"budget"``), or the call could not
+#: be sent again (``"not_replayable"``: a POST without an ``Idempotency-Key``, a streamed
+#: body, ``extensions={"resilience.retry": False}``).
+RetryStopped = Literal[
+    "max_attempts", "stop", "retry_after", "deadline", "budget", "not_replayable"
+]
 
 _UNKNOWN: Any = object()
 _new = object.__new__
+
+
+class _Response(Protocol):
+    """What :meth:`ExecutionReport.of` reads of a response: httpx's, or a flavour's alike."""
+
+    @property
+    def extensions(self) -> Mapping[str, Any]: ...
 
 
 class Attempt(Outcome[Any]):
@@ -77,10 +103,9 @@ class ExecutionReport:
             retry and hedging policies (and by the HTTP layer, which always records at least
             one); a plain pipeline without either leaves the list empty.
         profile: The profile (operation key) the execution ran under, if any.
-        retry_stopped: Why retrying stopped before success, when it did: ``"max_attempts"``,
-            ``"stop"`` (the ``stop=`` strategy), ``"retry_after"`` (the server asked for a wait
-            longer than ``max_retry_after``), ``"deadline"``, ``"budget"`` or
-            ``"not_replayable"``.
+        retry_stopped: Why retrying stopped before success, when it did: one of
+            :data:`RetryStopped` (``"max_attempts"``, ``"stop"``, ``"retry_after"``,
+            ``"deadline"``, ``"budget"``, ``"not_replayable"``), else ``None``.
         fallback: Which fallback answered (``"value"``, ``"factory"``, ``"cache"``,
             ``"alternate"``), or ``None``.
         fallback_cause: What it answered for: the failed outcome, described as events
@@ -103,7 +128,7 @@ class ExecutionReport:
     def __init__(self, profile: str | None = None) -> None:
         self.attempts: list[Attempt] = []
         self.profile = profile
-        self.retry_stopped: str | None = None
+        self.retry_stopped: RetryStopped | None = None
         self.fallback: str | None = None
         self.fallback_cause: str | None = None
         self.from_cache = False
@@ -112,6 +137,26 @@ class ExecutionReport:
         self._decided: tuple[Attempt, int] | None = None
         # The retry budget(s) this execution was counted in as a request (see budget.py).
         self._deposited: object = None
+
+    @classmethod
+    def of(cls, response: _Response) -> ExecutionReport:
+        """The report of the execution that answered ``response`` (an :class:`httpx.Response`,
+        or any response with httpx's ``extensions``), typed, rather than
+        ``response.extensions["resilience"]``, which type checkers see as ``Any``.
+
+        Raises:
+            LookupError: The response did not come through a
+                :class:`~httpx_resilience.ResilientClient` or a
+                :class:`~httpx_resilience.ResilienceTransport` (a response made by hand, or
+                by a client without the library), so there is no report to give.
+        """
+        report = response.extensions.get("resilience")
+        if not isinstance(report, cls):
+            raise LookupError(
+                f"{response!r} has no ExecutionReport: it did not come through a "
+                "ResilientClient or a ResilienceTransport"
+            )
+        return report
 
     @property
     def events(self) -> list[ResilienceEvent]:
@@ -196,6 +241,9 @@ class Context:
         classifier: How outcomes are read when a policy has no ``handle=`` of its own.
         replayable: Whether the call may run more than once (retry, hedging). The HTTP layer
             clears it for non-idempotent requests and bodies that cannot be sent twice.
+        priority: How much the call matters under overload (a
+            :data:`~httpx_resilience.priority.Priority`): load shedding refuses
+            ``"sheddable"`` calls first and ``"critical"`` ones last.
     """
 
     __slots__ = (
@@ -208,6 +256,7 @@ class Context:
         "classifier",
         "deadline",
         "operation_key",
+        "priority",
         "replayable",
         "request",
     )
@@ -221,8 +270,10 @@ class Context:
         classifier: Classifier = GENERIC_CLASSIFIER,
         replayable: bool = True,
         properties: dict[str, Any] | None = None,
+        priority: Priority = "default",
     ) -> None:
         self.operation_key = operation_key
+        self.priority = _checked(priority, "Context: priority")
         self.request = request
         self.attempt = 0
         self.deadline = deadline
@@ -263,17 +314,19 @@ class Context:
     def fork(self, attempt: int) -> Context:
         """A context for a try running alongside others (hedging): the same request, report and
         properties, but its own attempt number, deadline and task."""
-        return _new_context(
-            self.operation_key,
-            self.request,
-            attempt,
-            self.deadline,
-            self.classifier,
-            self.replayable,
-            self.properties,
-            self.report,
-            self._call,
-            self._telemetry,
+        return self._inherit(
+            _new_context(
+                self.operation_key,
+                self.request,
+                attempt,
+                self.deadline,
+                self.classifier,
+                self.replayable,
+                self.properties,
+                self.report,
+                self._call,
+                self._telemetry,
+            )
         )
 
     def _nested(self, call: Callable[[], Awaitable[Any]], telemetry: Telemetry) -> Context:
@@ -282,18 +335,26 @@ class Context:
         request, report and properties, starting from this one's attempt and deadline, but
         with its own call and telemetry, so that neither execution runs the other's call or
         sends events to the other's listeners."""
-        return _new_context(
-            self.operation_key,
-            self.request,
-            self.attempt,
-            self.deadline,
-            self.classifier,
-            self.replayable,
-            self.properties,
-            self.report,
-            call,
-            telemetry,
+        return self._inherit(
+            _new_context(
+                self.operation_key,
+                self.request,
+                self.attempt,
+                self.deadline,
+                self.classifier,
+                self.replayable,
+                self.properties,
+                self.report,
+                call,
+                telemetry,
+            )
         )
+
+    def _inherit(self, child: Context) -> Context:
+        """``child``, given what it shares with this context beyond what
+        :func:`_new_context` sets."""
+        child.priority = self.priority
+        return child
 
     def __repr__(self) -> str:
         return (
@@ -327,6 +388,7 @@ def _new_context(
     context.deadline = deadline
     context.classifier = classifier
     context.replayable = replayable
+    context.priority = "default"
     context._properties = properties
     context._report = report
     # The execution this context belongs to: its call, which the innermost link of the chain

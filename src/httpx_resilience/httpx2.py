@@ -45,6 +45,7 @@ __all__ = [
     "RateLimitRejected",
     "ResilienceTransport",
     "ResilientClient",
+    "ThrottleRejected",
     "TimeoutRejected",
 ]
 
@@ -69,6 +70,9 @@ if TYPE_CHECKING or _FLAVOUR is not _flavour.HTTPX:
     class RateLimitRejected(_errors.RateLimitRejected, httpx2.TransportError):  # type: ignore[misc,unused-ignore]
         """A :class:`~httpx_resilience.RateLimitRejected` raised through the httpx2 layer."""
 
+    class ThrottleRejected(_errors.ThrottleRejected, httpx2.TransportError):  # type: ignore[misc,unused-ignore]
+        """A :class:`~httpx_resilience.ThrottleRejected` raised through the httpx2 layer."""
+
     _httpx_errors.declare(
         _FLAVOUR,
         {
@@ -77,6 +81,7 @@ if TYPE_CHECKING or _FLAVOUR is not _flavour.HTTPX:
             _errors.IsolatedCircuitError: IsolatedCircuitError,
             _errors.BulkheadRejected: BulkheadRejected,
             _errors.RateLimitRejected: RateLimitRejected,
+            _errors.ThrottleRejected: ThrottleRejected,
         },
     )
 else:
@@ -86,6 +91,7 @@ else:
         BulkheadRejected,
         IsolatedCircuitError,
         RateLimitRejected,
+        ThrottleRejected,
         TimeoutRejected,
     )
 

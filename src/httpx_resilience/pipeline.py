@@ -18,6 +18,7 @@ from .context import Context, _new_context, by_origin
 from .outcome import GENERIC_CLASSIFIER
 from .policies._options import vars_of
 from .policies._standard import STANDARD
+from .policies.adaptive_throttle import AdaptiveThrottler
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
 from .policies.circuit_breaker import CircuitBreaker
@@ -26,6 +27,7 @@ from .policies.hedging import Hedging
 from .policies.rate_limit import RateLimiter
 from .policies.retry import Retry
 from .policies.timeout import Timeout
+from .priority import Priority, _checked
 from .telemetry import NO_TELEMETRY, Listener, PathRedaction, Telemetry, _path_redactor
 
 __all__ = ["Pipeline", "PipelineBuilder", "Policy"]
@@ -122,8 +124,9 @@ class Pipeline:
         Outermost first: a 30 s total timeout; retry (3 attempts, full-jitter backoff from 0.2 s
         up to 10 s, honouring ``Retry-After``, with a :class:`~httpx_resilience.RetryBudget`);
         a circuit breaker per origin (scheme, host, port: one failing host does not stop the
-        others) opening at 10 % failures over 30 s with at least 100 calls, for 5 s; a 10 s
-        timeout on each attempt. Each call returns a new pipeline with its own state.
+        others) opening at 30 % failures over 30 s with at least 100 calls, for 0.5 s doubling
+        on each failed probe up to 5 s; a 10 s timeout on each attempt. Each call returns a new
+        pipeline with its own state.
         """
         standard = STANDARD  # shared with Profile.standard()
         return (
@@ -143,7 +146,13 @@ class Pipeline:
         """The policies, outermost first."""
         return self._policies
 
-    async def execute(self, call: Callable[[], Awaitable[T]], context: Context | None = None) -> T:
+    async def execute(
+        self,
+        call: Callable[[], Awaitable[T]],
+        context: Context | None = None,
+        *,
+        priority: Priority | None = None,
+    ) -> T:
         """Run ``call`` through the pipeline and return its result.
 
         Args:
@@ -152,6 +161,10 @@ class Pipeline:
                 A context already running an execution (this pipeline called inside the call of
                 another that was given the same context) is not taken over: this execution runs
                 on a child of it, with the same request, report and properties.
+            priority: How much this call matters under overload (``"critical"``,
+                ``"default"``, ``"sheddable"``): load shedding refuses sheddable calls first.
+                Sets the context's; when omitted, the context's own (``"default"`` for a fresh
+                one).
         """
         telemetry = self._telemetry
         owned = False
@@ -171,6 +184,8 @@ class Pipeline:
             # context, or the other execution's retries and hedges would run this call, and
             # its events would go to this pipeline's listeners.
             context = context._nested(call, telemetry)
+        if priority is not None:
+            context.priority = _checked(priority, "Pipeline.execute: priority")
         try:
             # As run() does, without a call of its own: this is every execution's happy path.
             if telemetry.timed:
@@ -197,8 +212,16 @@ class Pipeline:
         :class:`~httpx_resilience.telemetry.ExecutionListener` hears how long it took once
         ``finish(context, result, started)`` has seen its result (``started``: the monotonic
         time it began) or ``failed(context, exc)`` has given the exception to raise instead.
+        With OpenTelemetry tracing on, an HTTP exchange gets a span, and each try one under it.
         """
         telemetry = context._telemetry = self._telemetry
+        tracing = telemetry.tracing
+        if tracing is not None and context.request is not None:
+            # An HTTP exchange traced by OpenTelemetry: one span for the call, one per try.
+            call = context._call
+            assert call is not None
+            context._call = tracing.tries(context, call)
+            return tracing.trace(context, lambda: self._run_timed(context, finish, failed))
         if finish is None and failed is None and not telemetry.timed:
             # The happy path of a plain pipeline: no clock, no coroutine of its own.
             return self._chain(context)
@@ -313,6 +336,7 @@ class PipelineBuilder:
     timeout = _shorthand(Timeout)
     retry = _shorthand(Retry)
     circuit_breaker = _shorthand(CircuitBreaker)
+    adaptive_throttle = _shorthand(AdaptiveThrottler)
     bulkhead = _shorthand(Bulkhead)
     rate_limit = _shorthand(RateLimiter)
     fallback = _shorthand(Fallback)

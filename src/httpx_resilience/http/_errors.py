@@ -46,6 +46,10 @@ class RateLimitRejected(errors.RateLimitRejected, httpx.TransportError):
     """A :class:`~httpx_resilience.RateLimitRejected` raised through the HTTP layer."""
 
 
+class ThrottleRejected(errors.ThrottleRejected, httpx.TransportError):
+    """A :class:`~httpx_resilience.ThrottleRejected` raised through the HTTP layer."""
+
+
 def declare(flavour: Flavour, variants: dict[type[ResilienceError], type[Any]]) -> None:
     """Register ``variants`` (each library rejection class -> its subclass that is also an
     error of ``flavour``) as the classes rejections are raised as through ``flavour``."""
@@ -63,6 +67,7 @@ declare(
         errors.IsolatedCircuitError: IsolatedCircuitError,
         errors.BulkheadRejected: BulkheadRejected,
         errors.RateLimitRejected: RateLimitRejected,
+        errors.ThrottleRejected: ThrottleRejected,
     },
 )
 
