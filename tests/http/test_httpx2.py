@@ -230,3 +230,20 @@ def test_httpx2_errors_are_transient_without_importing_the_httpx2_layer() -> Non
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_every_rejection_has_its_httpx2_class() -> None:
+    # A rejection added to the library must be declared for httpx2 too, else it would be
+    # raised through httpx2 as a class built on the fly, which does not pickle.
+    from httpx_resilience.http import _flavour
+
+    httpx2_flavour = _flavour.register(httpx2)
+    # The library's own (an application's subclasses get a class built for them when raised).
+    ours = [cls for cls in _flavour.HTTPX.rejections if cls.__module__ == "httpx_resilience.errors"]
+    assert len(ours) >= 6
+    for cls in ours:
+        variant = httpx2_flavour.rejections[cls]
+        assert variant.__module__ == "httpx_resilience.httpx2"
+        assert getattr(layer2, variant.__name__) is variant
+        assert issubclass(variant, cls)
+        assert issubclass(variant, httpx2.TransportError)
