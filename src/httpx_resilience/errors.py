@@ -16,6 +16,7 @@ __all__ = [
     "BulkheadRejected",
     "ConfigError",
     "IsolatedCircuitError",
+    "PacingRejected",
     "RateLimitRejected",
     "ResilienceError",
     "TimeoutRejected",
@@ -77,6 +78,20 @@ class RateLimitRejected(ResilienceError):
 
     Attributes:
         retry_after: Seconds until a token will be available.
+    """
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PacingRejected(ResilienceError):
+    """The origin asked for a pause (or a pace) that this call could not wait out: its
+    :class:`~httpx_resilience.Pacing` gate would let it through only past ``max_wait`` or the
+    deadline.
+
+    Attributes:
+        retry_after: Seconds until the gate would let this call through.
     """
 
     def __init__(self, message: str, *, retry_after: float) -> None:

@@ -62,6 +62,9 @@ EVENT_NAMES = frozenset(
         "fallback",
         "hedge",
         "budget_exhausted",
+        "pacing_closed",
+        "paced",
+        "pacing_rejected",
     }
 )
 

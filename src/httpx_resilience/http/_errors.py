@@ -38,12 +38,17 @@ class RateLimitRejected(errors.RateLimitRejected, httpx.TransportError):
     """A :class:`~httpx_resilience.RateLimitRejected` raised through the HTTP layer."""
 
 
+class PacingRejected(errors.PacingRejected, httpx.TransportError):
+    """A :class:`~httpx_resilience.PacingRejected` raised through the HTTP layer."""
+
+
 _VARIANTS: dict[type[ResilienceError], type[ResilienceError]] = {
     errors.TimeoutRejected: TimeoutRejected,
     errors.BrokenCircuitError: BrokenCircuitError,
     errors.IsolatedCircuitError: IsolatedCircuitError,
     errors.BulkheadRejected: BulkheadRejected,
     errors.RateLimitRejected: RateLimitRejected,
+    errors.PacingRejected: PacingRejected,
 }
 
 

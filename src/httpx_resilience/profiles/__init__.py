@@ -71,6 +71,7 @@ from ._schema import CacheOptions as CacheOptions
 from ._schema import CircuitBreakerOptions as CircuitBreakerOptions
 from ._schema import FallbackOptions as FallbackOptions
 from ._schema import HedgingOptions as HedgingOptions
+from ._schema import PacingOptions as PacingOptions
 from ._schema import Profile as Profile
 from ._schema import RateLimitOptions as RateLimitOptions
 from ._schema import RedisOptions as RedisOptions
@@ -96,6 +97,7 @@ __all__ = [
     "CircuitBreakerOptions",
     "FallbackOptions",
     "HedgingOptions",
+    "PacingOptions",
     "Profile",
     "RateLimitOptions",
     "RedisOptions",

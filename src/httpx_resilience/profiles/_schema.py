@@ -25,6 +25,7 @@ from ..policies.budget import BudgetOptions as BudgetOptions
 from ..policies.bulkhead import BulkheadPolicyOptions
 from ..policies.circuit_breaker import CircuitBreakerPolicyOptions
 from ..policies.hedging import HedgingOptions as HedgingOptions
+from ..policies.pacing import PacingPolicyOptions
 from ..policies.rate_limit import RateLimiterPolicyOptions
 from ..policies.retry import RetryPolicyOptions
 from ._building import build_pipeline
@@ -68,6 +69,15 @@ class BulkheadOptions(BulkheadPolicyOptions):
     default, or ``"origin"``)."""
 
     partition: str = _field(_PARTITION, "none")
+    max_partitions: int = _field(integer(1), DEFAULT_MAX_PARTITIONS)
+
+
+@dataclass(frozen=True)
+class PacingOptions(PacingPolicyOptions):
+    """Options of a :class:`~httpx_resilience.Pacing` gate (``partition``: ``"origin"``, the
+    default, or ``"none"``)."""
+
+    partition: str = _field(_PARTITION, "origin")
     max_partitions: int = _field(integer(1), DEFAULT_MAX_PARTITIONS)
 
 
@@ -135,8 +145,8 @@ class Profile(_Options):
     """A declarative, validated description of one pipeline.
 
     Each field is one policy, ``None`` when the profile has none. The pipeline they build is,
-    outermost first: fallback, total timeout, retry, hedging, circuit breaker, bulkhead, rate
-    limit, attempt timeout. Polly's cross-policy rules are enforced: the attempt timeout is at
+    outermost first: fallback, total timeout, retry, hedging, circuit breaker, pacing, bulkhead,
+    rate limit, attempt timeout. Polly's cross-policy rules are enforced: the attempt timeout is at
     most the total timeout, and a time-window breaker samples at least twice the attempt
     timeout.
 
@@ -150,6 +160,7 @@ class Profile(_Options):
     retry: RetryOptions | None = None
     hedging: HedgingOptions | None = None
     circuit_breaker: CircuitBreakerOptions | None = None
+    pacing: PacingOptions | None = None
     bulkhead: BulkheadOptions | None = None
     rate_limit: RateLimitOptions | None = None
     fallback: FallbackOptions | None = None
@@ -162,6 +173,7 @@ class Profile(_Options):
         "retry",
         "hedging",
         "circuit_breaker",
+        "pacing",
         "bulkhead",
         "rate_limit",
         "attempt_timeout",
