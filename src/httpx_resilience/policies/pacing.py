@@ -266,7 +266,7 @@ class Pacing:
         if gate.quota_until == _INF or now + reset > gate.quota_until + interval:
             gate.tat = now  # a quota of its own (renewed): the schedule of the old one is moot
         gate.interval = interval
-        gate.tolerance = (left // 2) * interval
+        gate.tolerance = max(left // 2 - 1, 0) * interval  # half of them: the schedule lets one
         gate.quota_until = now + reset
         gate.busy = True
 
