@@ -71,6 +71,7 @@ class _Gate:
         "busy",
         "closed_at",
         "closed_until",
+        "closings",
         "in_flight",
         "interval",
         "key",
@@ -90,6 +91,7 @@ class _Gate:
         self.busy = False
         self.closed_until = -_INF
         self.closed_at = -_INF  # when the current (or last) closing began
+        self.closings = 0  # how many times it closed: tells an answer sent before a closing
         self.opened_at = -_INF  # when the gate last reopened after a closing
         self.learn_pending = False
         # The schedule (GCRA): the theoretical time of the next release, the spacing between
@@ -218,12 +220,13 @@ class Pacing:
         if gate.busy:
             await self._admit(gate, context)
         gate.in_flight += 1
+        closings = gate.closings
         classifier = context.classifier
         try:
             result = await next(context)
         except Exception as exc:
             gate.in_flight -= 1
-            if classifier.failed_exception(exc):
+            if classifier.failed_exception(exc) and closings == gate.closings:
                 self._failed(gate, Outcome(exception=exc), context)
             raise
         except BaseException:
@@ -231,7 +234,10 @@ class Pacing:
             raise
         gate.in_flight -= 1
         if classifier.failed_result(result):
-            self._failed(gate, Outcome(result), context)
+            # An answer to a call sent before the gate last closed tells nothing new: the
+            # origin said it to the call that closed the gate (same window, same pause).
+            if closings == gate.closings:
+                self._failed(gate, Outcome(result), context)
             return result
         now = self._monotonic()
         gate.accept(now)
@@ -286,6 +292,7 @@ class Pacing:
         was_open = gate.closed_until <= now
         if was_open:
             gate.closed_at = now
+            gate.closings += 1
         gate.closed_until = until
         gate.learn_pending = gate.learn_pending or learn
         gate.busy = True
