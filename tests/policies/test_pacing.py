@@ -354,3 +354,15 @@ async def test_bar_fixed_window_5_per_second_settles_at_the_limit() -> None:
     refused = sum(upstream.refused[w] for w in later)
     assert refused <= 0.05 * sent
     assert Counter(upstream.refused) == Counter({0: upstream.refused[0]})
+
+
+async def test_a_profile_builds_a_gate_per_origin() -> None:
+    from httpx_resilience import Registry
+
+    registry = Registry.from_mapping({"profiles": {"default": {"pacing": {"max_wait": 5.0}}}})
+    described = registry.get("default").describe()["policies"]
+    assert described[0]["policy"] == "pacing"
+    assert described[0]["options"]["max_wait"] == 5.0
+    assert described[0]["options"]["key"] == "by_origin"
+    with pytest.raises(ValueError, match=r"pacing.max_wait: expected a finite number >= 0"):
+        Registry.from_mapping({"profiles": {"default": {"pacing": {"max_wait": -1}}}})
