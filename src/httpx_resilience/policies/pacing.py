@@ -214,7 +214,8 @@ class Pacing:
     def state(self, key: str | None = None) -> dict[str, Any]:
         """The gate of partition ``key`` (the only one without ``key=``), as ``describe()``
         shows it: ``closed_for`` (seconds, 0 when open), ``interval`` (seconds between calls,
-        0 when not paced), ``source`` (``"retry_after"``, ``"quota"`` or ``None``)."""
+        0 when not paced), ``source`` (``"retry_after"``, ``"quota"`` or ``None``) and
+        ``in_flight`` (calls let through and not answered yet)."""
         gate = self._gate if key is None or self._key is None else self._partitions.peek(key)
         return _gate_state(gate if gate is not None else _Gate(key), self._monotonic())
 
