@@ -175,6 +175,21 @@ async def test_reopening_releases_calls_at_the_pace_the_origin_accepted() -> Non
     assert pacing.state("http://upstream.test:80")["source"] == "retry_after"
 
 
+async def test_a_pace_that_holds_nobody_back_is_forgotten() -> None:
+    pipeline, pacing, clock, _ = gated()
+    for _ in range(2):
+        await call(pipeline, answer(200))
+    await call(pipeline, answer(503, ("Retry-After", "1")))  # a brief overload
+    clock.advance(1.0)
+    await call(pipeline, answer(200))
+    assert pacing.state("http://upstream.test:80")["interval"] == 0.5005
+    clock.advance(10.5)  # more than 10 times the second it was learned over, nobody held back
+    for _ in range(3):
+        await call(pipeline, answer(200))
+    assert clock.monotonic() == 11.5  # all three at once
+    assert pacing.state("http://upstream.test:80")["source"] is None
+
+
 async def test_a_cancelled_waiter_gives_its_slot_back() -> None:
     pipeline, _, clock, _ = gated()
     for _ in range(2):

@@ -52,6 +52,10 @@ _MAX_PAUSE = 86_400.0
 # Counting between two closings is used when they are at most this many pauses apart; after a
 # longer calm the load that led to the new closing is the recent one.
 _CALM = 8.0
+# A learned pace that has held nobody back for this many times the span it was learned over is
+# forgotten: the load that taught it is gone (and an origin's brief overload does not throttle
+# its callers for good). Eager callers, held back all the time, keep it.
+_FORGET = 10.0
 
 # A learned pace is this much slower than what was counted: a release must never land on the
 # origin's next window boundary a rounding error early, where it would be one too many.
@@ -72,6 +76,7 @@ class _Gate:
     __slots__ = (
         "__weakref__",
         "accepted",
+        "bound_at",
         "busy",
         "closed_at",
         "closed_until",
@@ -86,6 +91,7 @@ class _Gate:
         "quota_until",
         "recent",
         "recent_index",
+        "span",
         "tat",
         "tolerance",
         "unread",
@@ -106,6 +112,8 @@ class _Gate:
         self.interval = 0.0
         self.tolerance = 0.0
         self.learned = 0.0  # the spacing learned from closings (0: none yet)
+        self.span = 0.0  # the time it was learned over
+        self.bound_at = -_INF  # when a call last had to wait for its turn at that pace
         # The spacing from a quota holds until the quota is renewed (inf: not from a quota).
         self.quota_until = _INF
         self.accepted = 0  # answers accepted since the gate last reopened
@@ -327,15 +335,19 @@ class Pacing:
         since = gate.opened_at
         if since > -_INF and reopened - since <= _CALM * max(pause, 1e-9) and gate.accepted:
             # Between two closings: that many answers accepted over that time.
-            interval = (reopened - since) / gate.accepted
+            span = reopened - since
+            interval = span / gate.accepted
         else:
             # The first closing (or the first after a long calm): the answers accepted in the
             # pause's length before it, and while it lasted, per pause.
             accepted = gate.accepted_since(gate.closed_at - pause)
+            span = pause
             interval = pause / accepted if accepted else 0.0
         if interval > 0:
             interval *= _MARGIN
             gate.learned = interval
+            gate.span = span
+            gate.bound_at = reopened
             if gate.quota_until == _INF:  # a quota, while it holds, says better
                 gate.interval = interval
                 gate.tolerance = 0.0
@@ -364,6 +376,10 @@ class Pacing:
                     gate.interval = gate.learned
                     gate.tolerance = 0.0
                     gate.tat = now
+                if gate.learned and now - gate.bound_at > _FORGET * gate.span:
+                    gate.learned = 0.0
+                    if gate.quota_until == _INF:
+                        gate.interval = 0.0
                 interval = gate.interval
                 if not interval:
                     gate.busy = False
@@ -374,6 +390,7 @@ class Pacing:
                 if wake <= now + _EPSILON:
                     break
                 reserved = gate.tat  # this call's slot ends the schedule, until another comes
+                gate.bound_at = now
             if wake > limit:
                 if reserved and gate.tat == reserved:
                     gate.tat = tat  # give the slot back
