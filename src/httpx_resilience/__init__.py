@@ -19,6 +19,7 @@ from .errors import (
     BulkheadRejected,
     ConfigError,
     IsolatedCircuitError,
+    PacingRejected,
     RateLimitRejected,
     ResilienceError,
     ThrottleRejected,
@@ -36,6 +37,7 @@ from .policies.bulkhead import Bulkhead
 from .policies.circuit_breaker import CircuitBreaker, CircuitState
 from .policies.fallback import Fallback, FallbackSource
 from .policies.hedging import Hedging
+from .policies.pacing import Pacing
 from .policies.rate_limit import RateLimiter
 from .policies.retry import Retry
 from .policies.timeout import Timeout
@@ -62,6 +64,8 @@ __all__ = [
     "IsolatedCircuitError",
     "Outcome",
     "OutcomePredicate",
+    "Pacing",
+    "PacingRejected",
     "Pipeline",
     "PipelineBuilder",
     "Policy",

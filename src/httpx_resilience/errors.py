@@ -16,6 +16,7 @@ __all__ = [
     "BulkheadRejected",
     "ConfigError",
     "IsolatedCircuitError",
+    "PacingRejected",
     "RateLimitRejected",
     "ResilienceError",
     "ThrottleRejected",
@@ -96,6 +97,20 @@ class ThrottleRejected(ResilienceError):
     def __init__(self, message: str, *, rejection_rate: float) -> None:
         super().__init__(message)
         self.rejection_rate = rejection_rate
+
+
+class PacingRejected(ResilienceError):
+    """The origin asked for a pause (or a pace) that this call could not wait out: its
+    :class:`~httpx_resilience.Pacing` gate would let it through only past ``max_wait`` or the
+    deadline.
+
+    Attributes:
+        retry_after: Seconds until the gate would let this call through.
+    """
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConfigError(ValueError):

@@ -42,6 +42,7 @@ __all__ = [
     "BrokenCircuitError",
     "BulkheadRejected",
     "IsolatedCircuitError",
+    "PacingRejected",
     "RateLimitRejected",
     "ResilienceTransport",
     "ResilientClient",
@@ -73,6 +74,9 @@ if TYPE_CHECKING or _FLAVOUR is not _flavour.HTTPX:
     class ThrottleRejected(_errors.ThrottleRejected, httpx2.TransportError):  # type: ignore[misc,unused-ignore]
         """A :class:`~httpx_resilience.ThrottleRejected` raised through the httpx2 layer."""
 
+    class PacingRejected(_errors.PacingRejected, httpx2.TransportError):  # type: ignore[misc,unused-ignore]
+        """A :class:`~httpx_resilience.PacingRejected` raised through the httpx2 layer."""
+
     _httpx_errors.declare(
         _FLAVOUR,
         {
@@ -82,6 +86,7 @@ if TYPE_CHECKING or _FLAVOUR is not _flavour.HTTPX:
             _errors.BulkheadRejected: BulkheadRejected,
             _errors.RateLimitRejected: RateLimitRejected,
             _errors.ThrottleRejected: ThrottleRejected,
+            _errors.PacingRejected: PacingRejected,
         },
     )
 else:
@@ -90,6 +95,7 @@ else:
         BrokenCircuitError,
         BulkheadRejected,
         IsolatedCircuitError,
+        PacingRejected,
         RateLimitRejected,
         ThrottleRejected,
         TimeoutRejected,

@@ -230,6 +230,14 @@ class Classifier:
         exc = outcome.exception
         return getattr(exc, "retry_after", None) if isinstance(exc, ResilienceError) else None
 
+    def quota(self, result: Any) -> tuple[float, float] | None:
+        """The quota a returned value announces, if any: ``(calls left, seconds until it is
+        renewed)`` (none, for a plain pipeline; the HTTP layer reads rate-limit headers).
+
+        :class:`~httpx_resilience.Pacing` calls it on every accepted result: keep it cheap.
+        """
+        return None
+
     async def discard(self, outcome: Outcome[Any]) -> None:
         """Release what a result holds (a connection, say) when no one will see it."""
 

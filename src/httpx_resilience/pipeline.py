@@ -24,6 +24,7 @@ from .policies.bulkhead import Bulkhead
 from .policies.circuit_breaker import CircuitBreaker
 from .policies.fallback import Fallback
 from .policies.hedging import Hedging
+from .policies.pacing import Pacing
 from .policies.rate_limit import RateLimiter
 from .policies.retry import Retry
 from .policies.timeout import Timeout
@@ -341,6 +342,7 @@ class PipelineBuilder:
     rate_limit = _shorthand(RateLimiter)
     fallback = _shorthand(Fallback)
     hedging = _shorthand(Hedging)
+    pacing = _shorthand(Pacing)
 
     @property
     def policies(self) -> Sequence[Policy]:

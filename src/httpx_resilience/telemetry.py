@@ -68,6 +68,9 @@ EVENT_NAMES = frozenset(
         "hedge",
         "budget_exhausted",
         "throttled",
+        "pacing_closed",
+        "paced",
+        "pacing_rejected",
     }
 )
 

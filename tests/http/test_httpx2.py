@@ -247,3 +247,9 @@ def test_every_rejection_has_its_httpx2_class() -> None:
         assert getattr(layer2, variant.__name__) is variant
         assert issubclass(variant, cls)
         assert issubclass(variant, httpx2.TransportError)
+
+
+def test_the_classifier_reads_the_quota_of_an_httpx2_response() -> None:
+    headers = {"X-RateLimit-Remaining": "5", "X-RateLimit-Reset": "10"}
+    assert HTTP_CLASSIFIER.quota(httpx2.Response(200, headers=headers)) == (5.0, 10.0)
+    assert HTTP_CLASSIFIER.quota(httpx.Response(200, headers=headers)) == (5.0, 10.0)

@@ -50,6 +50,10 @@ class ThrottleRejected(errors.ThrottleRejected, httpx.TransportError):
     """A :class:`~httpx_resilience.ThrottleRejected` raised through the HTTP layer."""
 
 
+class PacingRejected(errors.PacingRejected, httpx.TransportError):
+    """A :class:`~httpx_resilience.PacingRejected` raised through the HTTP layer."""
+
+
 def declare(flavour: Flavour, variants: dict[type[ResilienceError], type[Any]]) -> None:
     """Register ``variants`` (each library rejection class -> its subclass that is also an
     error of ``flavour``) as the classes rejections are raised as through ``flavour``."""
@@ -68,6 +72,7 @@ declare(
         errors.BulkheadRejected: BulkheadRejected,
         errors.RateLimitRejected: RateLimitRejected,
         errors.ThrottleRejected: ThrottleRejected,
+        errors.PacingRejected: PacingRejected,
     },
 )
 

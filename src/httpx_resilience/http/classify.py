@@ -39,7 +39,7 @@ from typing import Any, cast
 import anyio
 import httpx
 
-from .._numbers import ascii_decimal
+from .._numbers import ascii_decimal, ascii_int
 from ..errors import TimeoutRejected
 from ..outcome import Classifier, Outcome, OutcomePredicate, _is_rejection
 from . import _flavour
@@ -52,6 +52,7 @@ __all__ = [
     "HTTPClassifier",
     "can_replay",
     "is_idempotent",
+    "parse_rate_limit",
     "parse_retry_after",
     "transient",
     "unhealthy",
@@ -161,6 +162,117 @@ def parse_retry_after(value: str, *, now: float | None = None) -> float | None:
     return delay
 
 
+def _retry_after_ms(value: str) -> float | None:
+    # retry-after-ms (a non-standard header some APIs send next to Retry-After): milliseconds.
+    ms = ascii_decimal(value)
+    return None if ms is None or ms <= 0 else ms / 1000
+
+
+def response_retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds to wait that a response's headers ask for: ``retry-after-ms`` (milliseconds,
+    the more precise) when usable, else ``Retry-After`` (see :func:`parse_retry_after`)."""
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        seconds = _retry_after_ms(value)
+        if seconds is not None:
+            return seconds
+    value = headers.get("retry-after")
+    return None if value is None else parse_retry_after(value)
+
+
+# Bounds on a quota taken seriously: beyond them a header is garbage (or a joke), ignored.
+_MAX_QUOTA = 10**9
+_MAX_RESET = 86_400.0  # a day
+# An X-RateLimit-Reset at least this large is a Unix time (seconds; milliseconds from the
+# second bound), not a delay: no window is 30 years long.
+_EPOCH_SECONDS = 10**9
+_EPOCH_MILLISECONDS = 10**12
+
+
+def _reset_seconds(value: str, *, epoch: bool, now: float | None) -> float | None:
+    seconds = ascii_decimal(value)
+    if seconds is None:
+        return None
+    if epoch and seconds >= _EPOCH_SECONDS:
+        if seconds >= _EPOCH_MILLISECONDS:
+            seconds /= 1000
+        seconds -= time.time() if now is None else now
+    if not 0 <= seconds <= _MAX_RESET:
+        return None
+    return seconds
+
+
+def _quota(
+    remaining: str | None, reset: str | None, *, epoch: bool, now: float | None
+) -> tuple[float, float] | None:
+    if remaining is None or reset is None:
+        return None
+    left = ascii_int(remaining)
+    seconds = _reset_seconds(reset, epoch=epoch, now=now)
+    if left is None or left > _MAX_QUOTA or seconds is None:
+        return None
+    return (float(left), seconds)
+
+
+def _structured_quota(value: str) -> tuple[float, float] | None:
+    """The tightest quota of a ``RateLimit`` field: the draft's list of quota items
+    (``"default";r=50;t=30``, several comma-separated) or its older dictionary form
+    (``limit=100, remaining=50, reset=30``)."""
+    tightest: tuple[float, float] | None = None
+    older: dict[str, str] = {}
+    for member in value.split(","):
+        parameters = member.split(";")
+        if len(parameters) == 1 and "=" in member:  # the older dictionary form
+            name, _, item = member.partition("=")
+            older[name.strip(" \t").lower()] = item
+            continue
+        fields: dict[str, str] = {}
+        for parameter in parameters[1:]:
+            name, _, item = parameter.partition("=")
+            fields[name.strip(" \t").lower()] = item
+        quota = _quota(fields.get("r"), fields.get("t", "0"), epoch=False, now=None)
+        if quota is not None and (tightest is None or _tighter(quota, tightest)):
+            tightest = quota
+    if tightest is None and older:
+        tightest = _quota(older.get("remaining"), older.get("reset"), epoch=False, now=None)
+    return tightest
+
+
+def _tighter(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    # The quota that allows the fewest calls per second until it is renewed.
+    return a[0] * b[1] < b[0] * a[1]
+
+
+def parse_rate_limit(
+    headers: httpx.Headers | dict[str, str], *, now: float | None = None
+) -> tuple[float, float] | None:
+    """The quota that rate-limit headers announce: ``(calls left, seconds until renewed)``,
+    or ``None`` when there is none or it is unusable.
+
+    Read, first found wins: the IETF draft's ``RateLimit`` field (``"default";r=50;t=30``, the
+    tightest of its items; or the older ``limit=100, remaining=50, reset=30``), the older
+    drafts' ``RateLimit-Remaining`` / ``RateLimit-Reset`` (seconds), and the common
+    ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset`` (seconds, or a Unix time, told apart by
+    size; ``now`` is the wall-clock time, default :func:`time.time`). Numbers are ASCII digits
+    only; garbage, a negative number, more than 10**9 calls or more than a day is ignored.
+    """
+    if isinstance(headers, dict):  # else httpx's Headers or httpx2's
+        headers = httpx.Headers(headers)
+    value = headers.get("ratelimit")
+    if value is not None:
+        quota = _structured_quota(value)
+        if quota is not None:
+            return quota
+    quota = _quota(
+        headers.get("ratelimit-remaining"), headers.get("ratelimit-reset"), epoch=False, now=now
+    )
+    if quota is not None:
+        return quota
+    return _quota(
+        headers.get("x-ratelimit-remaining"), headers.get("x-ratelimit-reset"), epoch=True, now=now
+    )
+
+
 class HTTPClassifier(Classifier):
     """The classifier of the HTTP layer: :data:`transient` (:data:`unhealthy` for a circuit
     breaker), ``Retry-After``, and releasing the connection of a response that will not be
@@ -186,15 +298,26 @@ class HTTPClassifier(Classifier):
         return _unhealthy_exception(exc)
 
     def retry_after(self, outcome: Outcome[Any]) -> float | None:
-        """The response's ``Retry-After``, in seconds, if it has a usable one."""
+        """The response's ``retry-after-ms`` or ``Retry-After``, in seconds, if it has a usable
+        one."""
         response = outcome.result
         _flavour.refresh()
         if isinstance(outcome.exception, _flavour.HTTP_STATUS_ERRORS):
             response = outcome.exception.response
         if not isinstance(response, _flavour.RESPONSES):
             return super().retry_after(outcome)
-        value = response.headers.get("retry-after")
-        return None if value is None else parse_retry_after(value)
+        return response_retry_after(response.headers)
+
+    def quota(self, result: Any) -> tuple[float, float] | None:
+        """The quota a response's rate-limit headers announce (see :func:`parse_rate_limit`)."""
+        if not isinstance(result, _flavour.RESPONSES):
+            return None
+        headers = result.headers
+        # One pass over the names, without decoding: most responses carry no rate-limit header.
+        for name, _ in headers.raw:
+            if b"ratelimit" in name.lower():
+                return parse_rate_limit(headers)
+        return None
 
     def fresh(self, value: Any, context: Any) -> Any:
         """A response of its own for each caller, when a fallback value is a response."""

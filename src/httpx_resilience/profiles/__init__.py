@@ -72,6 +72,7 @@ from ._schema import CacheOptions as CacheOptions
 from ._schema import CircuitBreakerOptions as CircuitBreakerOptions
 from ._schema import FallbackOptions as FallbackOptions
 from ._schema import HedgingOptions as HedgingOptions
+from ._schema import PacingOptions as PacingOptions
 from ._schema import Profile as Profile
 from ._schema import RateLimitOptions as RateLimitOptions
 from ._schema import RedisOptions as RedisOptions
@@ -98,6 +99,7 @@ __all__ = [
     "CircuitBreakerOptions",
     "FallbackOptions",
     "HedgingOptions",
+    "PacingOptions",
     "Profile",
     "RateLimitOptions",
     "RedisOptions",

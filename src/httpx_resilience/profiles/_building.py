@@ -17,6 +17,7 @@ from ..policies.bulkhead import Bulkhead, BulkheadPolicyOptions
 from ..policies.circuit_breaker import CircuitBreaker, CircuitBreakerPolicyOptions
 from ..policies.fallback import Fallback
 from ..policies.hedging import Hedging
+from ..policies.pacing import Pacing, PacingPolicyOptions
 from ..policies.rate_limit import RateLimiter, RateLimiterPolicyOptions
 from ..policies.retry import Retry, RetryPolicyOptions
 from ..policies.timeout import Timeout
@@ -116,6 +117,9 @@ _POLICIES: dict[str, Callable[[Any, _Parts], Policy]] = {
         **options._arguments(AdaptiveThrottlePolicyOptions),
         **_partitioning(options),
         clock=parts.clock,
+    ),
+    "pacing": lambda options, parts: Pacing(
+        **options._arguments(PacingPolicyOptions), **_partitioning(options), clock=parts.clock
     ),
     "bulkhead": lambda options, parts: Bulkhead(
         **options._arguments(BulkheadPolicyOptions), **_partitioning(options), clock=parts.clock

@@ -26,6 +26,7 @@ from ..policies.budget import BudgetOptions as BudgetOptions
 from ..policies.bulkhead import BulkheadPolicyOptions
 from ..policies.circuit_breaker import CircuitBreakerPolicyOptions
 from ..policies.hedging import HedgingOptions as HedgingOptions
+from ..policies.pacing import PacingPolicyOptions
 from ..policies.rate_limit import RateLimiterPolicyOptions
 from ..policies.retry import RetryPolicyOptions
 from ._building import build_pipeline
@@ -78,6 +79,15 @@ class BulkheadOptions(BulkheadPolicyOptions):
     default, or ``"origin"``)."""
 
     partition: str = _field(_PARTITION, "none")
+    max_partitions: int = _field(integer(1), DEFAULT_MAX_PARTITIONS)
+
+
+@dataclass(frozen=True)
+class PacingOptions(PacingPolicyOptions):
+    """Options of a :class:`~httpx_resilience.Pacing` gate (``partition``: ``"origin"``, the
+    default, or ``"none"``)."""
+
+    partition: str = _field(_PARTITION, "origin")
     max_partitions: int = _field(integer(1), DEFAULT_MAX_PARTITIONS)
 
 
@@ -146,9 +156,9 @@ class Profile(_Options):
 
     Each field is one policy, ``None`` when the profile has none. The pipeline they build is,
     outermost first: fallback, total timeout, retry, hedging, circuit breaker, adaptive
-    throttle, bulkhead, rate limit, attempt timeout. Polly's cross-policy rules are enforced:
-    the attempt timeout is at most the total timeout, and a time-window breaker samples at
-    least twice the attempt timeout.
+    throttle, pacing, bulkhead, rate limit, attempt timeout. Polly's cross-policy rules are
+    enforced: the attempt timeout is at most the total timeout, and a time-window breaker
+    samples at least twice the attempt timeout.
 
     Attributes:
         retry_non_idempotent: Retry and hedge POST and PATCH requests of this profile even
@@ -161,6 +171,7 @@ class Profile(_Options):
     hedging: HedgingOptions | None = None
     circuit_breaker: CircuitBreakerOptions | None = None
     adaptive_throttle: AdaptiveThrottleOptions | None = None
+    pacing: PacingOptions | None = None
     bulkhead: BulkheadOptions | None = None
     rate_limit: RateLimitOptions | None = None
     fallback: FallbackOptions | None = None
@@ -174,6 +185,7 @@ class Profile(_Options):
         "hedging",
         "circuit_breaker",
         "adaptive_throttle",
+        "pacing",
         "bulkhead",
         "rate_limit",
         "attempt_timeout",
