@@ -2,11 +2,12 @@
 
 Each test of ``tests/http`` and ``tests/integration`` runs once per flavour. For httpx2, the
 test modules' own names for httpx (``httpx``, ``ResilientClient``, ``ResilienceTransport``, the
-shared timeout) are pointed at httpx2's for the test's duration, so that the same test body
-checks the same behaviour through ``httpx_resilience.httpx2``: both packages are used in one
-process, as an application may. The names are a module's globals, so an HTTP test imports
-httpx and the client or transport at the top of its module, not inside a function. A test that is about httpx alone (respx mocks httpx only) says
-so with :func:`httpx_only`; a module that picks its packages itself sets ``ONE_FLAVOUR = True``.
+shared timeout and requests) are pointed at httpx2's for the test's duration, so that the same
+test body checks the same behaviour through ``httpx_resilience.httpx2``: both packages are used
+in one process, as an application may. The names are a module's globals, so an HTTP test
+imports httpx and the client or transport at the top of its module, not inside a function. A
+test that is about httpx alone (respx mocks httpx only) says so with :func:`httpx_only`; a
+module that picks its packages itself sets ``ONE_FLAVOUR = True``.
 """
 
 from __future__ import annotations
