@@ -9,6 +9,7 @@ from .context import Attempt, Context, ExecutionReport, by_header, by_origin, ha
 from .errors import (
     BrokenCircuitError,
     BulkheadRejected,
+    ConcurrencyLimitRejected,
     ConfigError,
     IsolatedCircuitError,
     RateLimitRejected,
@@ -21,6 +22,7 @@ from .http.client import ResilientClient
 from .http.transport import ResilienceTransport
 from .outcome import Outcome, OutcomePredicate, handle_all, handle_exceptions, handle_results
 from .pipeline import Pipeline, PipelineBuilder, Policy
+from .policies.adaptive_limit import AdaptiveLimiter
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
 from .policies.circuit_breaker import CircuitBreaker, CircuitState
@@ -33,6 +35,7 @@ from .profiles import Profile, Registry
 from .telemetry import ResilienceEvent
 
 __all__ = [
+    "AdaptiveLimiter",
     "Alternate",
     "Attempt",
     "BrokenCircuitError",
@@ -41,6 +44,7 @@ __all__ = [
     "CircuitBreaker",
     "CircuitState",
     "Clock",
+    "ConcurrencyLimitRejected",
     "ConfigError",
     "Context",
     "ExecutionReport",

@@ -18,6 +18,7 @@ from ..context import Context, _new_context, _new_report
 from ..errors import (
     BrokenCircuitError,
     BulkheadRejected,
+    ConcurrencyLimitRejected,
     RateLimitRejected,
     ResilienceError,
 )
@@ -162,7 +163,7 @@ def exchange_failed(context: Context, exc: Exception) -> Exception:
     return exc
 
 
-_NOT_SENT = (BrokenCircuitError, BulkheadRejected, RateLimitRejected)
+_NOT_SENT = (BrokenCircuitError, BulkheadRejected, ConcurrencyLimitRejected, RateLimitRejected)
 
 
 def never_sent(outcome: Outcome[Any], context: Context) -> bool:
