@@ -31,6 +31,7 @@ from .policies.hedging import Hedging
 from .policies.rate_limit import RateLimiter
 from .policies.retry import Retry
 from .policies.timeout import Timeout
+from .priority import Priority
 from .profiles import Profile, Registry
 from .telemetry import ResilienceEvent
 
@@ -57,6 +58,7 @@ __all__ = [
     "Pipeline",
     "PipelineBuilder",
     "Policy",
+    "Priority",
     "Profile",
     "RateLimitRejected",
     "RateLimiter",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._names import callable_name
 from .outcome import GENERIC_CLASSIFIER, Classifier, Outcome
+from .priority import Priority, _checked
 from .telemetry import NO_TELEMETRY, Telemetry
 
 if TYPE_CHECKING:
@@ -196,6 +197,9 @@ class Context:
         classifier: How outcomes are read when a policy has no ``handle=`` of its own.
         replayable: Whether the call may run more than once (retry, hedging). The HTTP layer
             clears it for non-idempotent requests and bodies that cannot be sent twice.
+        priority: How much the call matters under overload (a
+            :data:`~httpx_resilience.priority.Priority`): load shedding refuses
+            ``"sheddable"`` calls first and ``"critical"`` ones last.
     """
 
     __slots__ = (
@@ -208,6 +212,7 @@ class Context:
         "classifier",
         "deadline",
         "operation_key",
+        "priority",
         "replayable",
         "request",
     )
@@ -221,8 +226,10 @@ class Context:
         classifier: Classifier = GENERIC_CLASSIFIER,
         replayable: bool = True,
         properties: dict[str, Any] | None = None,
+        priority: Priority = "default",
     ) -> None:
         self.operation_key = operation_key
+        self.priority = _checked(priority, "Context: priority")
         self.request = request
         self.attempt = 0
         self.deadline = deadline
@@ -263,17 +270,19 @@ class Context:
     def fork(self, attempt: int) -> Context:
         """A context for a try running alongside others (hedging): the same request, report and
         properties, but its own attempt number, deadline and task."""
-        return _new_context(
-            self.operation_key,
-            self.request,
-            attempt,
-            self.deadline,
-            self.classifier,
-            self.replayable,
-            self.properties,
-            self.report,
-            self._call,
-            self._telemetry,
+        return self._inherit(
+            _new_context(
+                self.operation_key,
+                self.request,
+                attempt,
+                self.deadline,
+                self.classifier,
+                self.replayable,
+                self.properties,
+                self.report,
+                self._call,
+                self._telemetry,
+            )
         )
 
     def _nested(self, call: Callable[[], Awaitable[Any]], telemetry: Telemetry) -> Context:
@@ -282,18 +291,26 @@ class Context:
         request, report and properties, starting from this one's attempt and deadline, but
         with its own call and telemetry, so that neither execution runs the other's call or
         sends events to the other's listeners."""
-        return _new_context(
-            self.operation_key,
-            self.request,
-            self.attempt,
-            self.deadline,
-            self.classifier,
-            self.replayable,
-            self.properties,
-            self.report,
-            call,
-            telemetry,
+        return self._inherit(
+            _new_context(
+                self.operation_key,
+                self.request,
+                self.attempt,
+                self.deadline,
+                self.classifier,
+                self.replayable,
+                self.properties,
+                self.report,
+                call,
+                telemetry,
+            )
         )
+
+    def _inherit(self, child: Context) -> Context:
+        """``child``, given what it shares with this context beyond what
+        :func:`_new_context` sets."""
+        child.priority = self.priority
+        return child
 
     def __repr__(self) -> str:
         return (
@@ -327,6 +344,7 @@ def _new_context(
     context.deadline = deadline
     context.classifier = classifier
     context.replayable = replayable
+    context.priority = "default"
     context._properties = properties
     context._report = report
     # The execution this context belongs to: its call, which the innermost link of the chain

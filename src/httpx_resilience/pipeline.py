@@ -26,6 +26,7 @@ from .policies.hedging import Hedging
 from .policies.rate_limit import RateLimiter
 from .policies.retry import Retry
 from .policies.timeout import Timeout
+from .priority import Priority, _checked
 from .telemetry import NO_TELEMETRY, Listener, PathRedaction, Telemetry, _path_redactor
 
 __all__ = ["Pipeline", "PipelineBuilder", "Policy"]
@@ -143,7 +144,13 @@ class Pipeline:
         """The policies, outermost first."""
         return self._policies
 
-    async def execute(self, call: Callable[[], Awaitable[T]], context: Context | None = None) -> T:
+    async def execute(
+        self,
+        call: Callable[[], Awaitable[T]],
+        context: Context | None = None,
+        *,
+        priority: Priority | None = None,
+    ) -> T:
         """Run ``call`` through the pipeline and return its result.
 
         Args:
@@ -152,6 +159,10 @@ class Pipeline:
                 A context already running an execution (this pipeline called inside the call of
                 another that was given the same context) is not taken over: this execution runs
                 on a child of it, with the same request, report and properties.
+            priority: How much this call matters under overload (``"critical"``,
+                ``"default"``, ``"sheddable"``): load shedding refuses sheddable calls first.
+                Sets the context's; when omitted, the context's own (``"default"`` for a fresh
+                one).
         """
         telemetry = self._telemetry
         owned = False
@@ -171,6 +182,8 @@ class Pipeline:
             # context, or the other execution's retries and hedges would run this call, and
             # its events would go to this pipeline's listeners.
             context = context._nested(call, telemetry)
+        if priority is not None:
+            context.priority = _checked(priority, "Pipeline.execute: priority")
         try:
             # As run() does, without a call of its own: this is every execution's happy path.
             if telemetry.timed:

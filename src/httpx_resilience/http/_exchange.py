@@ -24,6 +24,7 @@ from ..errors import (
 )
 from ..outcome import Outcome
 from ..pipeline import Pipeline
+from ..priority import _checked
 from ..telemetry import NO_TELEMETRY
 from ._errors import as_httpx_error
 from ._routing import Routing
@@ -111,7 +112,7 @@ def start_exchange(
     replayable = (
         request.method in IDEMPOTENT_METHODS and type(request.stream) is httpx.ByteStream
     ) or can_replay(request, retry_non_idempotent=retry_non_idempotent)
-    return _new_context(
+    context = _new_context(
         profile,
         request,
         0,
@@ -123,6 +124,15 @@ def start_exchange(
         send,
         NO_TELEMETRY,  # the pipeline's, once it runs
     )
+    priority = request.extensions.get(PRIORITY_EXTENSION)
+    if priority is not None:
+        # A bad value is the caller's mistake: an error before anything is sent.
+        context.priority = _checked(priority, f"extensions[{PRIORITY_EXTENSION!r}]")
+    return context
+
+
+#: The request extension that sets a request's :data:`~httpx_resilience.priority.Priority`.
+PRIORITY_EXTENSION = "resilience.priority"
 
 
 def finish_exchange(context: Context, response: httpx.Response, started: float) -> None:
