@@ -57,6 +57,8 @@ EVENT_NAMES = frozenset(
         "circuit_half_opened",
         "circuit_closed",
         "bulkhead_rejected",
+        "limit_changed",
+        "concurrency_limited",
         "rate_limited",
         "rate_limit_backend_failed",
         "fallback",
@@ -324,6 +326,15 @@ def _format(event: ResilienceEvent) -> str:
     return " ".join(parts)
 
 
+# The adaptive limiter's events, and the gauges recorded from their detail.
+_CONCURRENCY_EVENTS = frozenset({"limit_changed", "concurrency_limited"})
+_CONCURRENCY_GAUGES = (
+    ("limit", "{call}", "Calls an adaptive concurrency limit lets in at once"),
+    ("in_flight", "{call}", "Calls in flight through an adaptive concurrency limit"),
+    ("queued", "{call}", "Calls waiting for an adaptive concurrency limit"),
+)
+
+
 class OpenTelemetryListener:
     """Events and durations as OpenTelemetry metrics (needs the ``otel`` extra).
 
@@ -334,7 +345,12 @@ class OpenTelemetryListener:
     - ``resilience.attempt.duration``: a histogram of each try's duration, in seconds, with
       ``profile`` and ``outcome`` (``HTTP 503``, ``ConnectError``...);
     - ``resilience.pipeline.duration``: a histogram of each execution's duration, in seconds,
-      with ``profile`` and ``outcome``.
+      with ``profile`` and ``outcome``;
+    - ``resilience.concurrency.limit``, ``resilience.concurrency.in_flight`` and
+      ``resilience.concurrency.queued``: gauges of an adaptive limit, its calls in flight and
+      queued, with ``profile`` and ``key``, recorded from its ``limit_changed`` and
+      ``concurrency_limited`` events (so at most once a second while the limit moves, and at
+      every rejection).
 
     Args:
         meter_provider: Where to create the instruments (default: the global provider).
@@ -360,18 +376,26 @@ class OpenTelemetryListener:
             unit="s",
             description="Duration of each execution of a pipeline, its tries and waits included",
         )
+        self._gauges = {
+            detail: meter.create_gauge(
+                f"resilience.concurrency.{detail}", unit=unit, description=description
+            )
+            for detail, unit, description in _CONCURRENCY_GAUGES
+        }
 
     def __call__(self, event: ResilienceEvent) -> None:
-        """Count the event."""
+        """Count the event (and for an adaptive limit's, record its gauges)."""
+        profile = event.profile or ""
+        key = event.key or ""
         self._events.add(
-            1,
-            {
-                "event": event.name,
-                "policy": event.policy,
-                "profile": event.profile or "",
-                "key": event.key or "",
-            },
+            1, {"event": event.name, "policy": event.policy, "profile": profile, "key": key}
         )
+        if event.name in _CONCURRENCY_EVENTS:
+            detail = event.detail
+            for name, gauge in self._gauges.items():
+                value = detail.get(name)
+                if value is not None:
+                    gauge.set(value, {"profile": profile, "key": key})
 
     def on_execution(
         self, context: Context, duration: float, exception: BaseException | None

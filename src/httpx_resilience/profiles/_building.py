@@ -11,6 +11,7 @@ from ..context import by_origin
 from ..errors import ConfigError
 from ..pipeline import Pipeline, Policy
 from ..policies._options import vars_of
+from ..policies.adaptive_limit import AdaptiveLimiter, AdaptiveLimitPolicyOptions
 from ..policies.budget import RetryBudget
 from ..policies.bulkhead import Bulkhead, BulkheadPolicyOptions
 from ..policies.circuit_breaker import CircuitBreaker, CircuitBreakerPolicyOptions
@@ -108,6 +109,11 @@ _POLICIES: dict[str, Callable[[Any, _Parts], Policy]] = {
     ),
     "circuit_breaker": lambda options, parts: CircuitBreaker(
         **options._arguments(CircuitBreakerPolicyOptions),
+        **_partitioning(options),
+        clock=parts.clock,
+    ),
+    "adaptive_limit": lambda options, parts: AdaptiveLimiter(
+        **options._arguments(AdaptiveLimitPolicyOptions),
         **_partitioning(options),
         clock=parts.clock,
     ),

@@ -21,6 +21,7 @@ from .._validate import (
 from ..policies._options import vars_of
 from ..policies._partitions import DEFAULT_MAX_PARTITIONS
 from ..policies._standard import STANDARD
+from ..policies.adaptive_limit import AdaptiveLimitPolicyOptions
 from ..policies.budget import BudgetOptions as BudgetOptions
 from ..policies.bulkhead import BulkheadPolicyOptions
 from ..policies.circuit_breaker import CircuitBreakerPolicyOptions
@@ -68,6 +69,15 @@ class BulkheadOptions(BulkheadPolicyOptions):
     default, or ``"origin"``)."""
 
     partition: str = _field(_PARTITION, "none")
+    max_partitions: int = _field(integer(1), DEFAULT_MAX_PARTITIONS)
+
+
+@dataclass(frozen=True)
+class AdaptiveLimitOptions(AdaptiveLimitPolicyOptions):
+    """Options of an :class:`~httpx_resilience.AdaptiveLimiter` (``partition``: ``"origin"``,
+    one limit per scheme, host and port: the default, or ``"none"``)."""
+
+    partition: str = _field(_PARTITION, "origin")
     max_partitions: int = _field(integer(1), DEFAULT_MAX_PARTITIONS)
 
 
@@ -135,10 +145,10 @@ class Profile(_Options):
     """A declarative, validated description of one pipeline.
 
     Each field is one policy, ``None`` when the profile has none. The pipeline they build is,
-    outermost first: fallback, total timeout, retry, hedging, circuit breaker, bulkhead, rate
-    limit, attempt timeout. Polly's cross-policy rules are enforced: the attempt timeout is at
-    most the total timeout, and a time-window breaker samples at least twice the attempt
-    timeout.
+    outermost first: fallback, total timeout, retry, hedging, circuit breaker, adaptive limit,
+    bulkhead, rate limit, attempt timeout. Polly's cross-policy rules are enforced: the attempt
+    timeout is at most the total timeout, and a time-window breaker samples at least twice the
+    attempt timeout.
 
     Attributes:
         retry_non_idempotent: Retry and hedge POST and PATCH requests of this profile even
@@ -150,6 +160,7 @@ class Profile(_Options):
     retry: RetryOptions | None = None
     hedging: HedgingOptions | None = None
     circuit_breaker: CircuitBreakerOptions | None = None
+    adaptive_limit: AdaptiveLimitOptions | None = None
     bulkhead: BulkheadOptions | None = None
     rate_limit: RateLimitOptions | None = None
     fallback: FallbackOptions | None = None
@@ -162,6 +173,7 @@ class Profile(_Options):
         "retry",
         "hedging",
         "circuit_breaker",
+        "adaptive_limit",
         "bulkhead",
         "rate_limit",
         "attempt_timeout",
