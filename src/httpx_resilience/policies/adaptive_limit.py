@@ -71,8 +71,9 @@ class AdaptiveLimitPolicyOptions(Options):
         if not all(isinstance(n, int) for n in limits):
             return []  # already refused (a shadow of invalid options)
         if self.min_limit > self.max_limit:
-            text = f"min_limit ({self.min_limit}) at most max_limit ({self.max_limit})"
-            return [Problem("min_limit", f"expected {text}", f"must be {text[10:]}")]
+            text = f"at most max_limit ({self.max_limit})"
+            got = f"expected {text}, got {self.min_limit}"
+            return [Problem("min_limit", got, f"must be {text}")]
         if not self.min_limit <= self.initial_limit <= self.max_limit:
             text = f"between min_limit ({self.min_limit}) and max_limit ({self.max_limit})"
             return [Problem("initial_limit", f"expected {text}", f"must be {text}")]
@@ -143,7 +144,9 @@ class AdaptiveLimiter:
         min_limit: The limit never goes below this many calls in flight.
         max_limit: The limit never goes above this many.
         initial_limit: The limit of a new partition, before any measurement.
-        max_queue: Calls allowed to wait for a permit when all are in use (0: refuse at once).
+        max_queue: Calls allowed to wait for a permit when all are in use (0: refuse at once),
+            and never more than half the current limit, so that a wait stays within about half
+            a round trip.
         queue_timeout: Longest wait in the queue, in seconds (``None``: until a permit frees or
             the context's deadline).
         backoff_ratio: The limit is multiplied by this on a timeout or a ``429``/``503``
@@ -385,7 +388,9 @@ class AdaptiveLimiter:
         if context.deadline is not None:
             left = context.deadline - now
             timeout = left if timeout is None else min(timeout, left)
-        if len(partition.waiters) >= self._max_queue or (timeout is not None and timeout <= 0):
+        # Half the limit at most: the wait stays within about half a round trip.
+        room = min(self._max_queue, partition.admit // 2)
+        if len(partition.waiters) >= room or (timeout is not None and timeout <= 0):
             self._reject(partition, context, now, "full")
         waiters = partition.waiters
         waiter: _Waiter
@@ -435,7 +440,7 @@ class AdaptiveLimiter:
         elif reason == "full":
             message = (
                 f"{limiter} is reached ({p.active} of {p.admit} calls in flight, "
-                f"{len(p.waiters)} of {self._max_queue} queued)"
+                f"{len(p.waiters)} of {min(self._max_queue, p.admit // 2)} queued)"
             )
         else:
             message = f"{limiter} had no free permit in time ({p.active} of {p.admit} in flight)"
