@@ -77,9 +77,10 @@ class Run:
         count = sum(1 for arrival, _ in self.answers if start <= arrival < end)
         return count / ((capacity or self.capacity) * (end - start))
 
-    def p99(self, start: float = 0.0) -> float:
-        """The 99th percentile latency of the answers to calls that arrived from ``start``."""
-        latencies = sorted(latency for arrival, latency in self.answers if arrival >= start)
+    def p99(self, start: float = 0.0, end: float | None = None) -> float:
+        """The 99th percentile latency of the answers to calls that arrived in [start, end)."""
+        end = self.duration if end is None else end
+        latencies = sorted(latency for arrival, latency in self.answers if start <= arrival < end)
         return latencies[max(0, math.ceil(0.99 * len(latencies)) - 1)] if latencies else math.nan
 
     def p50_fail(self) -> float:

@@ -334,3 +334,36 @@ async def test_the_opentelemetry_listener_records_the_limit() -> None:
     assert points["resilience.concurrency.limit"] == [1]
     assert points["resilience.concurrency.in_flight"] == [1]
     assert points["resilience.concurrency.queued"] == [0]
+
+
+async def test_a_critical_call_takes_the_place_of_the_newest_queued_one() -> None:
+    clock = FakeClock(autojump=False)
+    policy = limiter(clock, initial_limit=2, max_queue=1)
+    pipeline = Pipeline([policy])
+    held = Held()
+    outcomes: dict[str, str] = {}
+
+    async def run(name: str, priority: Any = "default") -> None:
+        try:
+            outcomes[name] = await pipeline.execute(held.call(name), priority=priority)
+        except ConcurrencyLimitRejected as exc:
+            outcomes[name] = str(exc)
+
+    async with anyio.create_task_group() as tg:
+        for name in "abc":
+            tg.start_soon(run, name)
+            await settle()
+        tg.start_soon(run, "crit", "critical")
+        await settle()
+        assert outcomes == {
+            "c": "the adaptive limit gave this call's place in its queue to a critical call"
+        }
+        tg.start_soon(run, "crit2", "critical")  # the queue holds only critical calls: refused
+        await settle()
+        assert "crit2" in outcomes
+        for name in ("a", "b"):
+            held.release[name].set()
+        await settle()
+        held.release["crit"].set()
+    assert outcomes["crit"] == "ok"
+    assert policy.occupancy() == (0, 0)

@@ -20,6 +20,7 @@ stuck on round trips that had a queue in them.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -388,11 +389,13 @@ class AdaptiveLimiter:
         if context.deadline is not None:
             left = context.deadline - now
             timeout = left if timeout is None else min(timeout, left)
-        # Half the limit at most: the wait stays within about half a round trip.
-        room = min(self._max_queue, partition.admit // 2)
-        if len(partition.waiters) >= room or (timeout is not None and timeout <= 0):
-            self._reject(partition, context, now, "full")
         waiters = partition.waiters
+        # Half the limit at most: the wait stays within about half a round trip.
+        if (timeout is not None and timeout <= 0) or (
+            len(waiters) >= min(self._max_queue, partition.admit // 2)
+            and not self._displace(waiters, priority)
+        ):
+            self._reject(partition, context, now, "full")
         waiter: _Waiter
         if priority == "critical":
             # Ahead of every waiter that is not critical, behind the critical ones.
@@ -411,12 +414,25 @@ class AdaptiveLimiter:
         except BaseException:
             if waiter.granted:
                 partition.release()
-            else:
+            elif waiter in waiters:
                 waiters.remove(waiter)
             raise
         if not waiter.granted:
-            waiters.remove(waiter)
-            self._reject(partition, context, self._monotonic(), "queue_timeout")
+            if waiter in waiters:
+                waiters.remove(waiter)
+                reason = "queue_timeout"
+            else:
+                reason = "displaced"  # a critical call took its place
+            self._reject(partition, context, self._monotonic(), reason)
+
+    @staticmethod
+    def _displace(waiters: deque[_Waiter], priority: str) -> bool:
+        """Make room in a full queue for a critical call: the newest waiter that is not
+        critical leaves it, woken without a permit (and so refused). Whether there was one."""
+        if priority != "critical" or not waiters or isinstance(waiters[-1], _CriticalWaiter):
+            return False
+        waiters.pop().event.set()  # critical waiters are at the front: the last one is not
+        return True
 
     def _reject(self, p: _Partition, context: Context, now: float, reason: str) -> None:
         emit(
@@ -437,6 +453,8 @@ class AdaptiveLimiter:
                 f"{limiter} sheds sheddable calls under pressure ({p.active} calls in flight, "
                 f"limit {p.admit})"
             )
+        elif reason == "displaced":
+            message = f"{limiter} gave this call's place in its queue to a critical call"
         elif reason == "full":
             message = (
                 f"{limiter} is reached ({p.active} of {p.admit} calls in flight, "
