@@ -367,3 +367,30 @@ async def test_a_critical_call_takes_the_place_of_the_newest_queued_one() -> Non
         held.release["crit"].set()
     assert outcomes["crit"] == "ok"
     assert policy.occupancy() == (0, 0)
+
+
+async def test_over_http_the_rejection_is_an_httpx_transport_error() -> None:
+    release = anyio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "a.example":
+            await release.wait()
+        return httpx.Response(200)
+
+    from httpx_resilience import ResilientClient
+
+    pipeline = Pipeline([AdaptiveLimiter(initial_limit=1, max_queue=0)])
+    transport = httpx.MockTransport(handler)
+    async with (
+        ResilientClient(pipeline=pipeline, transport=transport) as client,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(client.get, "https://a.example/")
+        await settle()
+        with pytest.raises(httpx.TransportError) as caught:
+            await client.get("https://a.example/")
+        assert isinstance(caught.value, ConcurrencyLimitRejected)
+        assert caught.value.request.url == "https://a.example/"
+        # Another origin has a limit of its own.
+        assert (await client.get("https://b.example/")).status_code == 200
+        release.set()
