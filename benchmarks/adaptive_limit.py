@@ -100,13 +100,14 @@ CANDIDATES: dict[str, type[AdaptiveLimiter]] = {
 
 
 def row(name: str, load: float, run: Run, servers: int, service: float, half: float) -> str:
-    low, high = run.limit_range(half - 2.0, half)
+    warm = min(1.0, half / 2)  # the first second goes to finding the limit
+    low, high = run.limit_range(max(0.0, half - 2.0), half)
     follow = recovery(run, half, max(1, servers // 2) / service, service)
     calls = len(run.answers) + len(run.failures)
-    after = run.p99(half + 1.0) / service
+    after = run.p99(half + warm) / service
     return (
         f"| {name} | {load:g}x | {low}-{high} (K={servers}) | "
-        f"{min(run.goodput(1.0, half), 1.0):.2f} | {run.p99(1.0, half) / service:.1f} | "
+        f"{min(run.goodput(warm, half), 1.0):.2f} | {run.p99(warm, half) / service:.1f} | "
         f"{_ms(run.p50_fail())} | {run.upstream_requests / calls:.2f} | "
         f"{'never' if math.isinf(follow) else f'{follow:.1f} s'} | {after:.1f} |"
     )

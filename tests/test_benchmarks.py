@@ -64,3 +64,15 @@ def test_the_partition_memory_benchmark_runs() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "partitions at most 100" in result.stdout
+
+
+def test_the_adaptive_limit_candidates_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "adaptive_limit.py"), "--duration", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| vegas | 3x |" in result.stdout
