@@ -394,3 +394,30 @@ async def test_over_http_the_rejection_is_an_httpx_transport_error() -> None:
         # Another origin has a limit of its own.
         assert (await client.get("https://b.example/")).status_code == 200
         release.set()
+
+
+async def test_limit_changed_is_emitted_at_most_once_a_second_and_never_lost() -> None:
+    clock = FakeClock()
+    events: list[ResilienceEvent] = []
+    policy = limiter(clock, initial_limit=2)
+    pipeline = Pipeline.builder(clock=clock, listeners=[events.append]).add(policy).build()
+
+    async def quick() -> None:
+        await clock.sleep(0.1)  # always the baseline round trip: the limit grows while in use
+
+    async def caller(rounds: int) -> None:
+        for _ in range(rounds):
+            await pipeline.execute(quick)
+
+    async def two_at_once(rounds: int) -> None:
+        async with anyio.create_task_group() as tg:
+            for _ in range(2):
+                tg.start_soon(caller, rounds)
+
+    await two_at_once(3)
+    # 2 -> 4 at 0.1 s, told; 4 -> 6 at 0.2 s, held back (less than a second later).
+    assert [(e.timestamp, e.detail["previous"], e.detail["limit"]) for e in events] == [(0.1, 2, 4)]
+    assert policy.limit() == 6
+    await clock.sleep(1.0)
+    await two_at_once(1)  # the next answer after the interval tells the move held back
+    assert [(e.detail["previous"], e.detail["limit"]) for e in events] == [(2, 4), (4, 6)]

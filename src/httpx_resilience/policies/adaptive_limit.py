@@ -314,6 +314,9 @@ class AdaptiveLimiter:
             limit = self._estimate(partition, start, now, dropped)
             if limit != partition.limit:
                 self._set(partition, context, limit, now)
+            if partition.admit != partition.reported:
+                # Also a move held back by the event interval, once the interval has passed.
+                self._report(partition, context, now)
         finally:
             partition.release()
 
@@ -361,22 +364,27 @@ class AdaptiveLimiter:
     def _set(self, p: _Partition, context: Context, limit: float, now: float) -> None:
         p.limit = limit
         p.changed_at = now
-        admit = p.admit = int(limit)
+        p.admit = int(limit)
         p.shed_below = max(1, int(limit * self._sheddable_share))
-        if admit != p.reported and now - p.reported_at >= _EVENT_INTERVAL:
-            emit(
-                context,
-                "limit_changed",
-                "adaptive_limit",
-                key=p.key,
-                timestamp=now,
-                limit=admit,
-                previous=p.reported,
-                in_flight=p.active,
-                queued=len(p.waiters),
-            )
-            p.reported = admit
-            p.reported_at = now
+
+    @staticmethod
+    def _report(p: _Partition, context: Context, now: float) -> None:
+        """Emit ``limit_changed``, at most once per ``_EVENT_INTERVAL`` per partition."""
+        if now - p.reported_at < _EVENT_INTERVAL:
+            return
+        emit(
+            context,
+            "limit_changed",
+            "adaptive_limit",
+            key=p.key,
+            timestamp=now,
+            limit=p.admit,
+            previous=p.reported,
+            in_flight=p.active,
+            queued=len(p.waiters),
+        )
+        p.reported = p.admit
+        p.reported_at = now
 
     # -- waiting and refusing -------------------------------------------------------------------
 
