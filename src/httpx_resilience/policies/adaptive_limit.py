@@ -61,7 +61,7 @@ class AdaptiveLimitPolicyOptions(Options):
     min_limit: int = option(integer(1), 1)
     max_limit: int = option(integer(1), 1000)
     initial_limit: int = option(integer(1), 20)
-    max_queue: int = option(integer(0), 4)
+    max_queue: int | None = option(integer(0), None, optional=True)
     queue_timeout: float | None = option(NON_NEGATIVE, None, optional=True)
     backoff_ratio: float = option(RATIO, 0.9)
     probe_interval: float = option(POSITIVE, 10.0)
@@ -145,9 +145,9 @@ class AdaptiveLimiter:
         min_limit: The limit never goes below this many calls in flight.
         max_limit: The limit never goes above this many.
         initial_limit: The limit of a new partition, before any measurement.
-        max_queue: Calls allowed to wait for a permit when all are in use (0: refuse at once),
-            and never more than half the current limit, so that a wait stays within about half
-            a round trip.
+        max_queue: Calls allowed to wait for a permit when all are in use (0: refuse at once;
+            ``None``: half the current limit, so that a wait stays within about half a round
+            trip).
         queue_timeout: Longest wait in the queue, in seconds (``None``: until a permit frees or
             the context's deadline).
         backoff_ratio: The limit is multiplied by this on a timeout or a ``429``/``503``
@@ -192,7 +192,7 @@ class AdaptiveLimiter:
     _min_limit: int
     _max_limit: int
     _initial_limit: int
-    _max_queue: int
+    _max_queue: int | None
     _queue_timeout: float | None
     _backoff_ratio: float
     _probe_interval: float
@@ -204,7 +204,7 @@ class AdaptiveLimiter:
         min_limit: int = 1,
         max_limit: int = 1000,
         initial_limit: int = 20,
-        max_queue: int = 4,
+        max_queue: int | None = None,
         queue_timeout: float | None = None,
         backoff_ratio: float = 0.9,
         probe_interval: float = 10.0,
@@ -398,10 +398,8 @@ class AdaptiveLimiter:
             left = context.deadline - now
             timeout = left if timeout is None else min(timeout, left)
         waiters = partition.waiters
-        # Half the limit at most: the wait stays within about half a round trip.
         if (timeout is not None and timeout <= 0) or (
-            len(waiters) >= min(self._max_queue, partition.admit // 2)
-            and not self._displace(waiters, priority)
+            len(waiters) >= self._room(partition) and not self._displace(waiters, priority)
         ):
             self._reject(partition, context, now, "full")
         waiter: _Waiter
@@ -432,6 +430,11 @@ class AdaptiveLimiter:
             else:
                 reason = "displaced"  # a critical call took its place
             self._reject(partition, context, self._monotonic(), reason)
+
+    def _room(self, partition: _Partition) -> int:
+        """The places in the queue: ``max_queue``, or by default half the limit."""
+        room = self._max_queue
+        return partition.admit // 2 if room is None else room
 
     @staticmethod
     def _displace(waiters: deque[_Waiter], priority: str) -> bool:
@@ -466,7 +469,7 @@ class AdaptiveLimiter:
         elif reason == "full":
             message = (
                 f"{limiter} is reached ({p.active} of {p.admit} calls in flight, "
-                f"{len(p.waiters)} of {min(self._max_queue, p.admit // 2)} queued)"
+                f"{len(p.waiters)} of {self._room(p)} queued)"
             )
         else:
             message = f"{limiter} had no free permit in time ({p.active} of {p.admit} in flight)"
