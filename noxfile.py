@@ -10,6 +10,15 @@ from __future__ import annotations
 
 import nox
 
+# nox.project.dependency_groups (below) came with nox 2025.02.09.
+nox.needs_version = ">=2025.2.9"
+
+# The development dependencies are PEP 735 groups of pyproject.toml ([dependency-groups]), read
+# here rather than installed with pip's --group, which an older pip in a session lacks.
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+DEV = nox.project.dependency_groups(PYPROJECT, "dev")
+DOCS = nox.project.dependency_groups(PYPROJECT, "docs")
+
 nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 # Skip (with a message) a Python the machine does not have instead of failing: the README's
@@ -35,7 +44,7 @@ def tests(session: nox.Session) -> None:
     unless ``HTTPX_RESILIENCE_REQUIRE_REDIS=1`` (as in ``.ci/run``) makes that a failure; nox
     passes the environment, that variable included, through to the tests.
     """
-    session.install("-e", ".[dev,cli,redis]")
+    session.install("-e", ".[cli,redis]", *DEV)
     if session.python != PYTHONS[-1]:
         session.run("pytest", *session.posargs)
         return
@@ -58,7 +67,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the library and its tests, with every extra installed so their
     imports are checked (for Python 3.10, the oldest supported: ``[tool.mypy]``)."""
-    session.install("-e", ".[dev,cli,redis,otel]")
+    session.install("-e", ".[cli,redis,otel]", *DEV)
     session.run("mypy", "--strict", "src", "tests")
 
 
@@ -66,8 +75,9 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Overhead of the pipelines against bare calls and the peer libraries, in one run; then
     the Redis rate limiter against a bare PING and the in-memory bucket (needs redis-server);
-    then the memory of a partitioned breaker under a flood of distinct keys; then the adaptive
-    limit's candidate algorithms against a simulated upstream.
+    then the memory of a partitioned breaker under a flood of distinct keys; then the breaker's
+    standard numbers against noise and outages; then the adaptive limit's candidate algorithms
+    against a simulated upstream.
 
     ``nox -s bench -- ARGS`` passes ARGS to overhead.py only.
     """
@@ -75,6 +85,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/overhead.py", *session.posargs)
     session.run("python", "benchmarks/redis_limiter.py")
     session.run("python", "benchmarks/partitions_memory.py")
+    session.run("python", "benchmarks/breaker_defaults.py")
     session.run("python", "benchmarks/adaptive_limit.py")
 
 
@@ -87,6 +98,7 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the documentation site with --strict (every reference must resolve)."""
-    session.install("-e", ".", "mkdocs-material", "mkdocstrings[python]")
+    """Build the documentation site with --strict (every reference must resolve), with ruff
+    there to format the signatures the API reference shows."""
+    session.install("-e", ".", *DOCS)
     session.run("mkdocs", "build", "--strict", "--site-dir", "site")

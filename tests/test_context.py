@@ -11,7 +11,14 @@ import httpx
 import pytest
 import tenacity
 
-from httpx_resilience import Context, Pipeline, ResilienceEvent, ResilientClient
+from httpx_resilience import (
+    Context,
+    ExecutionReport,
+    Pipeline,
+    ResilienceEvent,
+    ResilientClient,
+    RetryStopped,
+)
 from httpx_resilience.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -212,3 +219,15 @@ async def test_a_given_context_is_free_again_after_an_execution_that_failed() ->
 
 async def _nothing() -> None:
     return None
+
+
+async def test_the_report_of_a_response_is_typed() -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(200))
+    async with ResilientClient(transport=transport) as client:
+        response = await client.get("https://api.example/a")
+    report: ExecutionReport = ExecutionReport.of(response)
+    assert report is response.extensions["resilience"]
+    stopped: RetryStopped | None = report.retry_stopped
+    assert stopped is None
+    with pytest.raises(LookupError, match="has no ExecutionReport: it did not come through"):
+        ExecutionReport.of(httpx.Response(200))

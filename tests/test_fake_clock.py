@@ -1,9 +1,15 @@
 from __future__ import annotations
 
-import anyio
-import pytest
+import time
+from collections.abc import Callable
 
-from httpx_resilience.testing import FakeClock
+import anyio
+import anyio.lowlevel
+import pytest
+import tenacity
+
+from httpx_resilience import Pipeline, ResilientClient, TimeoutRejected
+from httpx_resilience.testing import FakeClock, LoopbackServer, ReceivedRequest, Reply
 
 pytestmark = pytest.mark.anyio
 
@@ -131,3 +137,101 @@ def test_a_timer_set_outside_any_event_loop_runs_on_advance() -> None:
     clock.call_at(1.0, lambda: fired.append(clock.monotonic()))
     clock.advance(1.0)
     assert fired == [1.0]
+
+
+# -- autojump: only when every task is blocked and no loopback I/O is in flight ----------------
+
+
+async def test_time_does_not_move_while_another_task_can_still_run() -> None:
+    # A task with work left (each step a checkpoint) is not waiting: the sleeper wakes only once
+    # it has finished, however many steps that takes.
+    clock = FakeClock()
+    steps = 0
+
+    async def busy() -> None:
+        nonlocal steps
+        for _ in range(200):
+            await anyio.lowlevel.checkpoint()
+            steps += 1
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(busy)
+        await clock.sleep(1.0)
+        assert steps == 200
+    assert clock.monotonic() == 1.0
+
+
+def _working(seconds: float) -> Callable[[ReceivedRequest], Reply]:
+    def handler(request: ReceivedRequest) -> Reply:
+        time.sleep(seconds)  # the server's thread is busy: real work, not a wait
+        return Reply(200, body=b"worked")
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [lambda request: Reply(200, body=b"late", delay=0.05), _working(0.05)],
+    ids=["answers-late", "works-before-answering"],
+)
+async def test_time_does_not_move_while_a_loopback_request_is_in_flight(
+    handler: Callable[[ReceivedRequest], Reply],
+) -> None:
+    # The FakeClock's timeout of 1 s must not fire while the loopback server takes 50 ms of real
+    # time to answer: the client's task waits on its socket, which is not waiting on the clock.
+    clock = FakeClock()
+    pipeline = Pipeline.builder(clock=clock).timeout(1.0).build()
+    with LoopbackServer(handler) as server:
+        async with ResilientClient(pipeline=pipeline, base_url=server.url) as client:
+            for _ in range(3):
+                response = await client.get("/work")
+                assert response.status_code == 200
+    assert clock.monotonic() == 0.0
+
+
+async def test_time_moves_between_loopback_requests_not_during_them() -> None:
+    clock = FakeClock()
+    pipeline = (
+        Pipeline.builder(clock=clock)
+        .retry(max_attempts=3, backoff=tenacity.wait_fixed(0.5))
+        .timeout(1.0)  # each attempt's, on the fake clock too
+        .build()
+    )
+    with LoopbackServer() as server:
+        server.script(Reply(503, delay=0.02), Reply(503, chunks=4, chunk_delay=0.01), Reply(200))
+        async with ResilientClient(pipeline=pipeline, base_url=server.url) as client:
+            response = await client.get("/flaky")
+    assert response.status_code == 200
+    assert clock.monotonic() == 1.0  # the two waits of 0.5 s, and not a moment of the I/O
+
+
+@pytest.mark.parametrize(
+    "stall",
+    [Reply(hang=True), Reply(endless=True, chunk_delay=0.01)],
+    ids=["never-answers", "body-never-ends"],
+)
+async def test_a_server_that_deliberately_stalls_lets_a_fake_timeout_fire(stall: Reply) -> None:
+    # A reply that never finishes holds nothing: the FakeClock moves to the timeout while the
+    # client waits on it.
+    clock = FakeClock()
+    pipeline = Pipeline.builder(clock=clock).timeout(1.0).build()
+    with LoopbackServer() as server:
+        server.script(stall)
+        async with ResilientClient(pipeline=pipeline, base_url=server.url) as client:
+            with anyio.fail_after(5), pytest.raises(TimeoutRejected):  # real time: no hang
+                await client.get("/stall")
+    assert clock.monotonic() == 1.0
+
+
+async def test_a_response_left_unread_does_not_hold_the_clock() -> None:
+    clock = FakeClock()
+    with LoopbackServer() as server:
+        server.script(Reply(200, body=b"x" * 10_000, chunks=4, chunk_delay=0.01))
+        async with (
+            ResilientClient(base_url=server.url) as client,
+            client.stream("GET", "/report") as response,
+        ):
+            with anyio.fail_after(5):  # real time: no hang
+                await clock.sleep(5.0)  # the body is all sent, and waits in the socket
+            assert len(await response.aread()) == 10_000
+    assert clock.monotonic() == 5.0

@@ -5,7 +5,7 @@ from typing import Any, cast
 import httpx
 import pytest
 
-from httpx_resilience import Pipeline, ResilientClient
+from httpx_resilience import ExecutionReport, Pipeline, ResilientClient
 from httpx_resilience.testing import (
     Error,
     FakeClock,
@@ -136,3 +136,21 @@ def test_faults_are_validated(fault: Any, message: str) -> None:
 def test_only_faults_are_accepted() -> None:
     with pytest.raises(ValueError, match="faults must be Latency, Error, Status or Outage"):
         FaultInjectionTransport(faults=["slow"])  # type: ignore[list-item]
+
+
+async def test_the_seed_covers_the_pipelines_jitter_too(fake_clock: FakeClock) -> None:
+    async def run() -> tuple[list[str], list[float | None]]:
+        waits: list[float | None] = []
+        transport = FaultInjectionTransport(
+            httpx.MockTransport(ok), faults=[Status(503, rate=0.5)], seed=11, clock=fake_clock
+        )
+        pipeline = Pipeline.builder(clock=fake_clock).retry(max_attempts=6, rng=transport.rng)
+        async with ResilientClient(pipeline=pipeline.build(), transport=transport) as client:
+            for _ in range(20):
+                response = await client.get("http://dep.test/")
+                waits.extend(a.delay for a in ExecutionReport.of(response).attempts)
+        return transport.injected, waits
+
+    first, again = await run(), await run()
+    assert first == again  # the same faults, and the same waits between the retries
+    assert len([w for w in first[1] if w is not None]) > 3

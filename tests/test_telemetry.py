@@ -11,13 +11,19 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from httpx_resilience import (
+    BrokenCircuitError,
     Context,
     Pipeline,
     Registry,
     ResilienceEvent,
     ResilientClient,
 )
-from httpx_resilience.telemetry import EVENT_NAMES, OpenTelemetryListener, safe_url
+from httpx_resilience.telemetry import (
+    DURATION_BUCKETS,
+    EVENT_NAMES,
+    OpenTelemetryListener,
+    safe_url,
+)
 from httpx_resilience.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -122,6 +128,11 @@ async def test_every_event_name_is_known() -> None:
     assert {"retry", "timeout", "circuit_opened", "fallback", "circuit_half_opened"} <= seen
 
 
+EVENTS = "resilience.httpx.events"
+ATTEMPTS = "resilience.httpx.attempt.duration"
+PIPELINE = "resilience.httpx.pipeline.duration"
+
+
 def metrics_of(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
     data = reader.get_metrics_data()
     found: dict[str, list[Any]] = {}
@@ -149,16 +160,31 @@ async def test_opentelemetry_counts_events_and_records_durations() -> None:
         await client.get("https://api.example/a")
         await client.get("https://api.example/b")
     metrics = metrics_of(reader)
-    events = {
-        (p.attributes["event"], p.attributes["profile"]): p.value
-        for p in metrics["resilience.events"]
+    events = {tuple(sorted(p.attributes.items())): p.value for p in metrics[EVENTS]}
+    assert events == {
+        (
+            ("attempt.number", 0),
+            ("error.type", "503"),
+            ("event.name", "retry"),
+            ("pipeline.name", "api"),
+            ("policy.name", "retry"),
+        ): 1,
+        (
+            ("attempt.number", 1),
+            ("error.type", "502"),
+            ("event.name", "retry"),
+            ("pipeline.name", "api"),
+            ("policy.name", "retry"),
+        ): 1,
     }
-    assert events == {("retry", "api"): 2}
-    (pipeline_point,) = metrics["resilience.pipeline.duration"]
+    (pipeline_point,) = metrics[PIPELINE]
     assert pipeline_point.count == 2
-    assert dict(pipeline_point.attributes) == {"profile": "api", "outcome": "HTTP 200"}
-    attempts = {p.attributes["outcome"]: p.count for p in metrics["resilience.attempt.duration"]}
-    assert attempts == {"HTTP 503": 1, "HTTP 502": 1, "HTTP 200": 2}
+    assert dict(pipeline_point.attributes) == {"pipeline.name": "api"}
+    attempts = {
+        (p.attributes["attempt.number"], p.attributes.get("error.type")): p.count
+        for p in metrics[ATTEMPTS]
+    }
+    assert attempts == {(0, "503"): 1, (1, "502"): 1, (2, None): 1, (0, None): 1}
 
 
 async def test_opentelemetry_labels_a_hedged_execution_with_the_winner() -> None:
@@ -184,14 +210,12 @@ async def test_opentelemetry_labels_a_hedged_execution_with_the_winner() -> None
         response = await client.get("https://api.example/a")
     assert response.status_code == 200
     metrics = metrics_of(reader)
-    (pipeline_point,) = metrics["resilience.pipeline.duration"]
-    assert pipeline_point.attributes["outcome"] == "HTTP 200"
+    (pipeline_point,) = metrics[PIPELINE]
+    assert "error.type" not in pipeline_point.attributes
     # Tries are timed on the policies' clock: the winner took 1.5 s, the loser 0.5 s.
-    attempts = {
-        p.attributes["outcome"]: (p.count, p.sum) for p in metrics["resilience.attempt.duration"]
-    }
+    attempts = {p.attributes.get("error.type"): (p.count, p.sum) for p in metrics[ATTEMPTS]}
     cancelled = anyio.get_cancelled_exc_class().__name__  # CancelledError, or trio's Cancelled
-    assert attempts == {"HTTP 200": (1, 1.5), cancelled: (1, 0.5)}
+    assert attempts == {None: (1, 1.5), cancelled: (1, 0.5)}
 
 
 async def test_timed_listeners_see_failed_executions_too() -> None:
@@ -219,6 +243,70 @@ async def test_timed_listeners_see_failed_executions_too() -> None:
         await pipeline.execute(fails)
     assert [name for _, name in seen] == [None, "KeyError"]
     assert all(duration >= 0 for duration, _ in seen)
+
+
+async def test_opentelemetry_durations_resolve_milliseconds() -> None:
+    # A 1 ms try and a 300 ms one: the SDK's default buckets put both in (0, 5].
+    reader = InMemoryMetricReader()
+    clock = FakeClock()
+    listener = OpenTelemetryListener(MeterProvider([reader]), traces=False)
+    pipeline = (
+        Pipeline.builder(clock=clock, listeners=[listener])
+        .retry(max_attempts=2, backoff=tenacity.wait_fixed(0.1))
+        .build()
+    )
+    took = iter([(0.001, 503), (0.3, 200)])
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seconds, status = next(took)
+        await clock.sleep(seconds)
+        return httpx.Response(status)
+
+    async with ResilientClient(pipeline=pipeline, transport=httpx.MockTransport(handler)) as client:
+        await client.get("https://api.example/a")
+    points = {p.attributes["attempt.number"]: p for p in metrics_of(reader)[ATTEMPTS]}
+    assert tuple(points[0].explicit_bounds) == DURATION_BUCKETS
+
+    def bucket(point: Any) -> int:
+        (index,) = [i for i, n in enumerate(point.bucket_counts) if n]
+        return int(index)
+
+    assert bucket(points[0]) < bucket(points[1])
+    assert points[0].explicit_bounds[bucket(points[0])] == 0.001
+
+
+async def test_opentelemetry_records_no_empty_attribute_and_no_rejection_as_attempt() -> None:
+    reader = InMemoryMetricReader()
+    clock = FakeClock()
+    listener = OpenTelemetryListener(MeterProvider([reader]), traces=False)
+    # Retries around a breaker that opens after two failures: the third try is refused.
+    pipeline = (
+        Pipeline.builder(clock=clock, listeners=[listener])
+        .retry(max_attempts=3, backoff=tenacity.wait_fixed(0.1), handle=lambda o: True)
+        .circuit_breaker(window="count", window_size=2, minimum_throughput=2, failure_ratio=0.5)
+        .build()
+    )
+    async with ResilientClient(pipeline=pipeline, transport=flaky_transport(503, 503)) as client:
+        with pytest.raises(BrokenCircuitError):
+            await client.get("https://api.example/a")
+    metrics = metrics_of(reader)
+    for points in metrics.values():
+        for point in points:
+            assert all(value != "" for value in point.attributes.values()), point.attributes
+    attempts = sorted(
+        (p.attributes["attempt.number"], p.attributes["attempt.handled"], p.count)
+        for p in metrics[ATTEMPTS]
+    )
+    assert attempts == [(0, True, 1), (1, True, 1)]  # the refused third try is no attempt
+    (pipeline_point,) = metrics[PIPELINE]
+    assert dict(pipeline_point.attributes) == {"error.type": "BrokenCircuitError"}
+    names = {p.attributes["event.name"] for p in metrics[EVENTS]}
+    assert "circuit_opened" in names
+
+
+def test_opentelemetry_listener_traces_must_be_a_bool() -> None:
+    with pytest.raises(TypeError, match="traces must be True or False, got 'no'"):
+        OpenTelemetryListener(MeterProvider(), traces="no")  # type: ignore[arg-type]
 
 
 def test_listeners_must_be_callable() -> None:

@@ -5,7 +5,15 @@ from typing import TYPE_CHECKING, Any
 
 from ._clock import Clock, SystemClock
 from ._version import __version__
-from .context import Attempt, Context, ExecutionReport, by_header, by_origin, hashed
+from .context import (
+    Attempt,
+    Context,
+    ExecutionReport,
+    RetryStopped,
+    by_header,
+    by_origin,
+    hashed,
+)
 from .errors import (
     BrokenCircuitError,
     BulkheadRejected,
@@ -14,6 +22,7 @@ from .errors import (
     IsolatedCircuitError,
     RateLimitRejected,
     ResilienceError,
+    ThrottleRejected,
     TimeoutRejected,
 )
 from .http.alternate import Alternate
@@ -23,6 +32,7 @@ from .http.transport import ResilienceTransport
 from .outcome import Outcome, OutcomePredicate, handle_all, handle_exceptions, handle_results
 from .pipeline import Pipeline, PipelineBuilder, Policy
 from .policies.adaptive_limit import AdaptiveLimiter
+from .policies.adaptive_throttle import AdaptiveThrottler
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
 from .policies.circuit_breaker import CircuitBreaker, CircuitState
@@ -37,6 +47,7 @@ from .telemetry import ResilienceEvent
 
 __all__ = [
     "AdaptiveLimiter",
+    "AdaptiveThrottler",
     "Alternate",
     "Attempt",
     "BrokenCircuitError",
@@ -70,7 +81,9 @@ __all__ = [
     "ResponseCache",
     "Retry",
     "RetryBudget",
+    "RetryStopped",
     "SystemClock",
+    "ThrottleRejected",
     "Timeout",
     "TimeoutRejected",
     "__version__",

@@ -5,6 +5,9 @@ trio) and never competes with the client's event loop. Each request is answered 
 returning a :class:`Reply`, which can also misbehave the ways real servers do: answer late,
 trickle the body, reset the connection in the middle of the body, never answer, or send a body
 that never ends.
+
+A ``FakeClock`` asks :func:`quiet` before it jumps, so that it never moves time while a request
+to one of these servers is in flight (see :func:`quiet`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import collections
 import contextlib
 import inspect
 import itertools
+import select
 import socket
 import struct
 import threading
@@ -24,7 +28,44 @@ from types import TracebackType
 
 import h11
 
-__all__ = ["LoopbackServer", "ReceivedRequest", "Reply"]
+from ._transit import WatchedSelector, in_transit
+
+__all__ = ["LoopbackServer", "ReceivedRequest", "Reply", "quiet"]
+
+# The servers serving now, for quiet().
+_RUNNING: set[LoopbackServer] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def quiet() -> tuple[int, ...] | None:
+    """``None`` while a request to a running loopback server is in flight; else a mark that
+    changes whenever one of them does anything.
+
+    In flight means: from the moment a client of this process connects or writes a request
+    until the response is written and in the client's socket (the kernel's byte counts of both
+    ends say when, see ``_transit``); a reply that deliberately never finishes (``hang``,
+    ``endless``) is in flight only until it stalls. The server's loop runs on a selector that
+    says when it is blocked with nothing to do and counts its wake-ups, so that a request
+    cannot slip between the checks: bytes not read yet leave a socket readable, bytes read
+    start a loop turn that ends only once the request is counted. A caller that sees the same
+    mark before and after looking at its own side (its tasks all blocked after polling their
+    sockets) knows that nothing moved in between.
+    """
+    with _RUNNING_LOCK:
+        servers = tuple(_RUNNING)
+    marks = []
+    for server in servers:
+        mark = server._quiet()
+        if mark is None:
+            return None
+        marks.append(mark)
+    try:
+        stalled = {f.peer for s in servers for f in list(s._sockets.values()) if f.stalled}
+    except RuntimeError:
+        return None  # a connection came or went meanwhile: look again later
+    if in_transit({server.port for server in servers}, stalled):
+        return None
+    return tuple(marks)
 
 
 @dataclass(frozen=True)
@@ -98,6 +139,9 @@ class LoopbackServer:
         self._server: asyncio.Server | None = None
         self._stopping: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._selector: WatchedSelector | None = None
+        self._sockets: dict[socket.socket, _Flight] = {}  # the open connections
+        self._in_flight = 0  # requests being answered (see quiet())
         self.port = 0
 
     @property
@@ -127,7 +171,8 @@ class LoopbackServer:
         failure: list[BaseException] = []
 
         def run() -> None:
-            loop = asyncio.new_event_loop()
+            self._selector = WatchedSelector()
+            loop = asyncio.SelectorEventLoop(self._selector)
             self._loop = loop
             try:
                 loop.run_until_complete(self._serve(ready))
@@ -135,6 +180,8 @@ class LoopbackServer:
                 failure.append(exc)
                 ready.set()
             finally:
+                with _RUNNING_LOCK:
+                    _RUNNING.discard(self)
                 loop.close()
 
         self._thread = threading.Thread(target=run, name="loopback-server", daemon=True)
@@ -176,12 +223,36 @@ class LoopbackServer:
     ) -> None:
         self.stop()
 
+    def _quiet(self) -> int | None:
+        """None while a request is in flight (see :func:`quiet`), else the selector's wake-ups.
+
+        Read from the client's thread while the server's runs: each check is of something the
+        server only ever moves forward, made in the order a request moves through them.
+        """
+        selector = self._selector
+        if selector is None:
+            return 0
+        wakeups = selector.wakeups
+        if not selector.idle or self._in_flight:
+            return None
+        try:
+            # Unread bytes, a connection not accepted, a call from another thread.
+            if _readable([key.fd for key in list(selector.get_map().values())]):
+                return None
+        except (OSError, RuntimeError, ValueError):
+            return None  # a socket closed or the loop changed under us: look again later
+        if not selector.idle or selector.wakeups != wakeups:
+            return None
+        return wakeups
+
     # -- serving -------------------------------------------------------------------------------
 
     async def _serve(self, ready: threading.Event) -> None:
         self._stopping = asyncio.Event()
         self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
+        with _RUNNING_LOCK:
+            _RUNNING.add(self)
         ready.set()
         await self._stopping.wait()
         self._server.close()
@@ -199,16 +270,23 @@ class LoopbackServer:
         with self._lock:
             self.connections_opened += 1
             self.open_connections += 1
+        flight = _Flight(self, (writer.get_extra_info("peername") or ("", 0))[1])
+        sock = writer.get_extra_info("socket")
+        self._sockets[sock] = flight
+        # drain() then returns only once every byte is handed to the socket: until then the
+        # request is in flight.
+        writer.transport.set_write_buffer_limits(0)
         conn = h11.Connection(h11.SERVER)
         try:
             while True:
-                request = await self._read_request(conn, reader, number)
+                request = await self._read_request(conn, reader, number, flight)
                 if request is None:
                     return
                 reply = await self._reply_for(request)
-                keep_alive = await self._send(conn, writer, reply)
+                keep_alive = await self._send(conn, writer, reply, flight)
                 if not keep_alive or conn.our_state is not h11.DONE:
                     return
+                flight.land()
                 conn.start_next_cycle()
         except (ConnectionError, h11.ProtocolError, asyncio.IncompleteReadError):
             pass
@@ -219,10 +297,13 @@ class LoopbackServer:
                 self.open_connections -= 1
             with contextlib.suppress(Exception):
                 writer.close()
+            # Landed once closed: the close reaches the client's socket in this loop turn.
+            flight.land()
+            self._sockets.pop(sock, None)
             self._tasks.discard(task)
 
     async def _read_request(
-        self, conn: h11.Connection, reader: asyncio.StreamReader, number: int
+        self, conn: h11.Connection, reader: asyncio.StreamReader, number: int, flight: _Flight
     ) -> ReceivedRequest | None:
         head: h11.Request | None = None
         body = bytearray()
@@ -230,6 +311,8 @@ class LoopbackServer:
             event = conn.next_event()
             if event is h11.NEED_DATA:
                 data = await reader.read(65536)
+                if data:
+                    flight.take_off()
                 conn.receive_data(data)
                 if not data and conn.their_state is h11.IDLE:
                     return None
@@ -266,9 +349,12 @@ class LoopbackServer:
         assert isinstance(reply, Reply)
         return reply
 
-    async def _send(self, conn: h11.Connection, writer: asyncio.StreamWriter, reply: Reply) -> bool:
+    async def _send(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, reply: Reply, flight: _Flight
+    ) -> bool:
         if reply.hang:
             assert self._stopping is not None
+            flight.stall()
             await self._stopping.wait()
             return False
         if reply.delay:
@@ -283,6 +369,7 @@ class LoopbackServer:
         writer.write(conn.send(h11.Response(status_code=reply.status, headers=headers)))
         await writer.drain()
         if reply.endless:
+            flight.stall()  # once the headers are out
             while True:
                 writer.write(conn.send(h11.Data(data=reply.body or b".")))
                 await writer.drain()
@@ -304,6 +391,41 @@ class LoopbackServer:
         writer.write(conn.send(h11.EndOfMessage()))
         await writer.drain()
         return not reply.close
+
+
+def _readable(fds: list[int]) -> bool:
+    if not hasattr(select, "poll"):  # pragma: no cover - Windows
+        return bool(select.select(fds, [], [], 0)[0])
+    poll = select.poll()
+    for fd in fds:
+        poll.register(fd, select.POLLIN)
+    return bool(poll.poll(0))
+
+
+class _Flight:
+    """One connection's request in flight, counted once in its server's ``_in_flight``."""
+
+    __slots__ = ("flying", "peer", "server", "stalled")
+
+    def __init__(self, server: LoopbackServer, peer: int) -> None:
+        self.server = server
+        self.peer = peer  # the client's port
+        self.flying = False
+        self.stalled = False  # a reply that never finishes, on purpose (hang, endless)
+
+    def stall(self) -> None:
+        self.stalled = True
+        self.land()
+
+    def take_off(self) -> None:
+        if not self.flying:
+            self.flying = True
+            self.server._in_flight += 1
+
+    def land(self) -> None:
+        if self.flying:
+            self.flying = False
+            self.server._in_flight -= 1
 
 
 def _split(body: bytes, pieces: int) -> Iterable[bytes]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ._names import callable_name
 from .outcome import GENERIC_CLASSIFIER, Classifier, Outcome
@@ -16,10 +16,35 @@ if TYPE_CHECKING:
 
     from .telemetry import ResilienceEvent
 
-__all__ = ["Attempt", "Context", "ExecutionReport", "by_header", "by_origin", "hashed"]
+__all__ = [
+    "Attempt",
+    "Context",
+    "ExecutionReport",
+    "RetryStopped",
+    "by_header",
+    "by_origin",
+    "hashed",
+]
+
+#: Why retrying stopped before success (:attr:`ExecutionReport.retry_stopped`): the tries ran
+#: out (``"max_attempts"``), the ``stop=`` strategy said so (``"stop"``), the server asked for a
+#: wait longer than ``max_retry_after`` (``"retry_after"``), the wait would have run past the
+#: deadline (``"deadline"``), the retry budget was spent (``"budget"``), or the call could not
+#: be sent again (``"not_replayable"``: a POST without an ``Idempotency-Key``, a streamed
+#: body, ``extensions={"resilience.retry": False}``).
+RetryStopped = Literal[
+    "max_attempts", "stop", "retry_after", "deadline", "budget", "not_replayable"
+]
 
 _UNKNOWN: Any = object()
 _new = object.__new__
+
+
+class _Response(Protocol):
+    """What :meth:`ExecutionReport.of` reads of a response: httpx's, or a flavour's alike."""
+
+    @property
+    def extensions(self) -> Mapping[str, Any]: ...
 
 
 class Attempt(Outcome[Any]):
@@ -78,10 +103,9 @@ class ExecutionReport:
             retry and hedging policies (and by the HTTP layer, which always records at least
             one); a plain pipeline without either leaves the list empty.
         profile: The profile (operation key) the execution ran under, if any.
-        retry_stopped: Why retrying stopped before success, when it did: ``"max_attempts"``,
-            ``"stop"`` (the ``stop=`` strategy), ``"retry_after"`` (the server asked for a wait
-            longer than ``max_retry_after``), ``"deadline"``, ``"budget"`` or
-            ``"not_replayable"``.
+        retry_stopped: Why retrying stopped before success, when it did: one of
+            :data:`RetryStopped` (``"max_attempts"``, ``"stop"``, ``"retry_after"``,
+            ``"deadline"``, ``"budget"``, ``"not_replayable"``), else ``None``.
         fallback: Which fallback answered (``"value"``, ``"factory"``, ``"cache"``,
             ``"alternate"``), or ``None``.
         fallback_cause: What it answered for: the failed outcome, described as events
@@ -104,7 +128,7 @@ class ExecutionReport:
     def __init__(self, profile: str | None = None) -> None:
         self.attempts: list[Attempt] = []
         self.profile = profile
-        self.retry_stopped: str | None = None
+        self.retry_stopped: RetryStopped | None = None
         self.fallback: str | None = None
         self.fallback_cause: str | None = None
         self.from_cache = False
@@ -113,6 +137,26 @@ class ExecutionReport:
         self._decided: tuple[Attempt, int] | None = None
         # The retry budget(s) this execution was counted in as a request (see budget.py).
         self._deposited: object = None
+
+    @classmethod
+    def of(cls, response: _Response) -> ExecutionReport:
+        """The report of the execution that answered ``response`` (an :class:`httpx.Response`,
+        or any response with httpx's ``extensions``), typed, rather than
+        ``response.extensions["resilience"]``, which type checkers see as ``Any``.
+
+        Raises:
+            LookupError: The response did not come through a
+                :class:`~httpx_resilience.ResilientClient` or a
+                :class:`~httpx_resilience.ResilienceTransport` (a response made by hand, or
+                by a client without the library), so there is no report to give.
+        """
+        report = response.extensions.get("resilience")
+        if not isinstance(report, cls):
+            raise LookupError(
+                f"{response!r} has no ExecutionReport: it did not come through a "
+                "ResilientClient or a ResilienceTransport"
+            )
+        return report
 
     @property
     def events(self) -> list[ResilienceEvent]:

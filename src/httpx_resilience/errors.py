@@ -19,6 +19,7 @@ __all__ = [
     "IsolatedCircuitError",
     "RateLimitRejected",
     "ResilienceError",
+    "ThrottleRejected",
     "TimeoutRejected",
 ]
 
@@ -97,6 +98,19 @@ class RateLimitRejected(ResilienceError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ThrottleRejected(ResilienceError):
+    """The adaptive throttler refused the call locally: the dependency has been refusing a share
+    of calls, and this one fell in the share it cannot take.
+
+    Attributes:
+        rejection_rate: The probability the call was refused with.
+    """
+
+    def __init__(self, message: str, *, rejection_rate: float) -> None:
+        super().__init__(message)
+        self.rejection_rate = rejection_rate
 
 
 class ConfigError(ValueError):

@@ -177,7 +177,9 @@ class Classifier:
     built without ``handle=`` ask the classifier of the context they run in.
 
     A subclass overrides :meth:`failed_result` and :meth:`failed_exception` (policies call them
-    directly on their hot path); :meth:`is_failure` is derived from them.
+    directly on their hot path); :meth:`is_failure` is derived from them. A circuit breaker asks
+    :meth:`unhealthy_result` and :meth:`unhealthy_exception` instead, which are the same unless
+    the place tells a busy dependency from a broken one.
     """
 
     __slots__ = ()
@@ -203,6 +205,20 @@ class Classifier:
         (:class:`~httpx_resilience.TimeoutRejected`) is a failure: the dependency was too slow.
         """
         return isinstance(exc, Exception) and not _is_rejection(exc)
+
+    def unhealthy_result(self, result: Any) -> bool:
+        """Whether a returned value says the dependency is unhealthy: what a circuit breaker
+        without its own ``handle=`` counts as a failure.
+
+        The same as :meth:`failed_result` unless the place tells backpressure from ill health
+        (the HTTP layer: a 429 is retried, but it says the dependency is busy, not down).
+        """
+        return self.failed_result(result)
+
+    def unhealthy_exception(self, exc: BaseException) -> bool:
+        """Whether a raised exception says the dependency is unhealthy (see
+        :meth:`unhealthy_result`); the same as :meth:`failed_exception` unless overridden."""
+        return self.failed_exception(exc)
 
     def retry_after(self, outcome: Outcome[Any]) -> float | None:
         """Seconds to wait before trying again, if the outcome says.

@@ -19,6 +19,7 @@ from .outcome import GENERIC_CLASSIFIER
 from .policies._options import vars_of
 from .policies._standard import STANDARD
 from .policies.adaptive_limit import AdaptiveLimiter
+from .policies.adaptive_throttle import AdaptiveThrottler
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
 from .policies.circuit_breaker import CircuitBreaker
@@ -124,8 +125,9 @@ class Pipeline:
         Outermost first: a 30 s total timeout; retry (3 attempts, full-jitter backoff from 0.2 s
         up to 10 s, honouring ``Retry-After``, with a :class:`~httpx_resilience.RetryBudget`);
         a circuit breaker per origin (scheme, host, port: one failing host does not stop the
-        others) opening at 10 % failures over 30 s with at least 100 calls, for 5 s; a 10 s
-        timeout on each attempt. Each call returns a new pipeline with its own state.
+        others) opening at 30 % failures over 30 s with at least 100 calls, for 0.5 s doubling
+        on each failed probe up to 5 s; a 10 s timeout on each attempt. Each call returns a new
+        pipeline with its own state.
         """
         standard = STANDARD  # shared with Profile.standard()
         return (
@@ -211,8 +213,16 @@ class Pipeline:
         :class:`~httpx_resilience.telemetry.ExecutionListener` hears how long it took once
         ``finish(context, result, started)`` has seen its result (``started``: the monotonic
         time it began) or ``failed(context, exc)`` has given the exception to raise instead.
+        With OpenTelemetry tracing on, an HTTP exchange gets a span, and each try one under it.
         """
         telemetry = context._telemetry = self._telemetry
+        tracing = telemetry.tracing
+        if tracing is not None and context.request is not None:
+            # An HTTP exchange traced by OpenTelemetry: one span for the call, one per try.
+            call = context._call
+            assert call is not None
+            context._call = tracing.tries(context, call)
+            return tracing.trace(context, lambda: self._run_timed(context, finish, failed))
         if finish is None and failed is None and not telemetry.timed:
             # The happy path of a plain pipeline: no clock, no coroutine of its own.
             return self._chain(context)
@@ -327,6 +337,7 @@ class PipelineBuilder:
     timeout = _shorthand(Timeout)
     retry = _shorthand(Retry)
     circuit_breaker = _shorthand(CircuitBreaker)
+    adaptive_throttle = _shorthand(AdaptiveThrottler)
     bulkhead = _shorthand(Bulkhead)
     adaptive_limit = _shorthand(AdaptiveLimiter)
     rate_limit = _shorthand(RateLimiter)

@@ -29,8 +29,9 @@ import anyio
 import anyio.lowlevel
 import httpx
 
+from ._blocked import all_blocked
 from ._clock import SYSTEM_CLOCK, Clock, Timer, spawn
-from ._loopback import LoopbackServer, ReceivedRequest, Reply
+from ._loopback import LoopbackServer, ReceivedRequest, Reply, quiet
 from ._validate import NON_NEGATIVE, POSITIVE, RATIO
 
 __all__ = [
@@ -45,9 +46,8 @@ __all__ = [
     "Status",
 ]
 
-# Checkpoints a sleeper lets pass without anything happening before it concludes that every
-# other task is waiting too, and jumps time forward.
-_SETTLE_CHECKPOINTS = 20
+# Real seconds between two looks at loopback I/O in flight: the clock waits for it to land.
+_IO_POLL = 0.001
 
 
 def _asyncio_loop() -> asyncio.AbstractEventLoop | None:
@@ -101,8 +101,6 @@ class _FakeTimer:
             self.clock = None
             clock._timers.remove(self)
             heapq.heapify(clock._timers)
-            if self.counted:
-                clock._callbacks -= 1
 
 
 class FakeClock:
@@ -110,10 +108,11 @@ class FakeClock:
 
     Args:
         start: The initial :meth:`monotonic` reading.
-        autojump: When true (the default), a task that sleeps, or a timer that waits (such as
-            a :class:`~httpx_resilience.Timeout`'s), lets the other tasks run until they are
-            all waiting, then moves time straight to the earliest wake-up. When false, time
-            only moves when the test calls :meth:`advance`.
+        autojump: When true (the default), once every task is blocked and no request to a
+            :class:`LoopbackServer` is in flight, time moves straight to the earliest wake-up
+            of a task that sleeps or a timer that waits (such as a
+            :class:`~httpx_resilience.Timeout`'s). When false, time only moves when the test
+            calls :meth:`advance`.
 
     Works on asyncio and trio.
     """
@@ -123,10 +122,7 @@ class FakeClock:
         self._timers: list[_FakeTimer] = []
         self._order = itertools.count()
         self._jumps = 0
-        # Timers (not sleepers) pending, and the task that moves time for them when no sleeper
-        # does: a timer has no task of its own to notice that everything is waiting.
-        self._callbacks = 0
-        self._driving: object = None  # the event loop the driver runs on
+        self._driving: object = None  # the event loop the task moving time runs on
         self.autojump = autojump
 
     def monotonic(self) -> float:
@@ -147,11 +143,8 @@ class FakeClock:
         woken = anyio.Event()
         entry = self._push(self._now + seconds, woken.set, counted=False)
         try:
-            if not self.autojump:
-                await woken.wait()
-                return
-            while not woken.is_set():
-                await self._settle()
+            self._drive_soon()
+            await woken.wait()
         finally:
             if not woken.is_set():
                 entry.cancel()
@@ -166,10 +159,7 @@ class FakeClock:
             callback()
             return _FakeTimer(None, (when, -1), callback, counted=False)
         timer = self._push(when, callback, counted=True)
-        self._callbacks += 1
-        if self.autojump and self._driving is not (loop := _current_loop()) and loop is not None:
-            self._driving = loop
-            spawn(self._drive)
+        self._drive_soon()
         return timer
 
     def advance(self, seconds: float) -> None:
@@ -191,19 +181,39 @@ class FakeClock:
         return timer
 
     async def _settle(self) -> None:
-        """Let the other tasks run; if nothing moved time meanwhile, move it to the next
-        wake-up."""
+        """Wait until every task is blocked and no loopback I/O is in flight; if nothing moved
+        time meanwhile, move it to the next wake-up."""
         jumps = self._jumps
-        for _ in range(_SETTLE_CHECKPOINTS):
-            await anyio.lowlevel.checkpoint()
+        while True:
+            await all_blocked()
             if self._jumps != jumps:
                 return
+            mark = quiet()
+            if mark is None:
+                await anyio.sleep(_IO_POLL)  # real time: the I/O lands on its own
+                continue
+            if not mark:
+                break
+            # A server went quiet: what it wrote last must reach our tasks before time moves.
+            await all_blocked()
+            if self._jumps != jumps:
+                return
+            if quiet() == mark:
+                break
         if self._timers:
             self._wake_next()
 
+    def _drive_soon(self) -> None:
+        """With autojump, make sure a task of this event loop moves time for what waits."""
+        if self.autojump and self._driving is not (loop := _current_loop()) and loop is not None:
+            self._driving = loop
+            spawn(self._drive)
+
     async def _drive(self) -> None:
+        # One task per clock and loop moves time, for the sleepers and the timers alike: the
+        # waiters themselves just wait, so only one task looks for the moment all are blocked.
         try:
-            while self._callbacks and self.autojump:
+            while self._timers and self.autojump:
                 await self._settle()
         finally:
             if self._driving is _current_loop():
@@ -215,8 +225,6 @@ class FakeClock:
         while self._timers and self._timers[0].key[0] <= when:
             timer = heapq.heappop(self._timers)
             timer.clock = None
-            if timer.counted:
-                self._callbacks -= 1
             if timer.loop is not None and timer.loop is not _asyncio_loop():
                 timer.loop.call_soon(timer.callback)
             else:
@@ -339,10 +347,14 @@ class FaultInjectionTransport(httpx.AsyncBaseTransport):
             :class:`httpx.AsyncHTTPTransport`); a :class:`httpx.MockTransport` for tests that
             need no server.
         faults: The faults, in the order requests meet them.
-        seed: Seed of the random draws, so that a run can be repeated exactly.
+        seed: Seed of the random draws, so that a run can be repeated exactly: the faults', and
+            the retry jitter of a pipeline given :attr:`rng` (``.retry(rng=chaos.rng)``).
         clock: The clock of latencies and outages (a :class:`FakeClock` in tests).
 
     Attributes:
+        rng: A :class:`random.Random` seeded from ``seed`` for the pipeline under test
+            (``Retry(rng=...)``), so that its jitter repeats with the faults. It is a stream of
+            its own: how many waits the pipeline draws changes none of the faults.
         injected: What happened to each request so far, in order: ``"outage"``, ``"latency"``,
             ``"error"``, ``"status"``, ``"passed"`` (a delayed request counts as latency and
             then as what else happened to it).
@@ -365,6 +377,7 @@ class FaultInjectionTransport(httpx.AsyncBaseTransport):
         self._inner = inner if inner is not None else httpx.AsyncHTTPTransport()
         self._faults = tuple(faults)
         self._random = random.Random(seed)
+        self.rng = random.Random(None if seed is None else f"{seed}:jitter")
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self._started = self._clock.monotonic()
         self.injected: list[str] = []

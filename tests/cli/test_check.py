@@ -141,3 +141,13 @@ def test_the_redis_backends_description_holds_no_password() -> None:
 )
 def test_masked_url_hides_only_the_password(url: str, shown: str) -> None:
     assert masked_url(url) == shown
+
+
+@pytest.mark.parametrize("command", ["check", "demo"])
+def test_help_shows_no_raw_markup(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    shown = capsys.readouterr().out
+    assert "``" not in shown
+    if command == "check":
+        assert "HTTPX_RESILIENCE__... overrides" in " ".join(shown.split())

@@ -28,6 +28,7 @@ from httpx_resilience.http.classify import (
     is_idempotent,
     parse_retry_after,
     transient,
+    unhealthy,
 )
 from httpx_resilience.testing import FakeClock
 
@@ -93,6 +94,21 @@ def test_transient_statuses(status: int) -> None:
 @pytest.mark.parametrize("status", [200, 201, 301, 304, 400, 401, 403, 404, 409, 422, 501, 505])
 def test_statuses_that_are_not_transient(status: int) -> None:
     assert not transient(Outcome(result=httpx.Response(status)))
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504, 200, 404])
+def test_a_breaker_counts_every_transient_status_but_429(status: int) -> None:
+    response = httpx.Response(status, request=REQUEST)
+    expected = status in {408, 500, 502, 503, 504}
+    assert HTTP_CLASSIFIER.unhealthy_result(response) is expected
+    assert unhealthy(Outcome(result=response)) is expected
+    raised = httpx.HTTPStatusError("status", request=REQUEST, response=response)
+    assert HTTP_CLASSIFIER.unhealthy_exception(raised) is expected
+    assert unhealthy(Outcome(exception=raised)) is expected
+    # A transport error or an attempt timeout is ill health; a rejection never counts.
+    assert HTTP_CLASSIFIER.unhealthy_exception(httpx.ReadError("reset"))
+    assert HTTP_CLASSIFIER.unhealthy_exception(TimeoutRejected("slow", timeout=1.0))
+    assert not HTTP_CLASSIFIER.unhealthy_exception(BulkheadRejected("full"))
 
 
 @pytest.mark.parametrize(

@@ -329,11 +329,11 @@ async def test_the_opentelemetry_listener_records_the_limit() -> None:
         for resource in reader.get_metrics_data().resource_metrics  # type: ignore[union-attr]
         for scope in resource.scope_metrics
         for metric in scope.metrics
-        if metric.name.startswith("resilience.concurrency.")
+        if metric.name.startswith("resilience.httpx.concurrency.")
     }
-    assert points["resilience.concurrency.limit"] == [1]
-    assert points["resilience.concurrency.in_flight"] == [1]
-    assert points["resilience.concurrency.queued"] == [0]
+    assert points["resilience.httpx.concurrency.limit"] == [1]
+    assert points["resilience.httpx.concurrency.in_flight"] == [1]
+    assert points["resilience.httpx.concurrency.queued"] == [0]
 
 
 async def test_a_critical_call_takes_the_place_of_the_newest_queued_one() -> None:

@@ -16,7 +16,7 @@ from httpx_resilience import (
     IsolatedCircuitError,
     Pipeline,
 )
-from httpx_resilience.http.classify import HTTP_CLASSIFIER
+from httpx_resilience.http.classify import HTTP_CLASSIFIER, transient
 from httpx_resilience.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -351,8 +351,41 @@ async def test_in_the_http_layer_only_transient_outcomes_are_failures() -> None:
     assert h.breaker.state is CLOSED
     await h.pipeline.execute(lambda: answer(503), Context(classifier=HTTP_CLASSIFIER))
     assert h.breaker.state is CLOSED  # 1 of 4
-    await h.pipeline.execute(lambda: answer(429), Context(classifier=HTTP_CLASSIFIER))
+    await h.pipeline.execute(lambda: answer(502), Context(classifier=HTTP_CLASSIFIER))
     assert h.breaker.state is OPEN  # 2 of 5
+
+
+async def test_in_the_http_layer_a_429_is_backpressure_and_does_not_count() -> None:
+    # Issue 13: a rate-limited dependency is up; a breaker opening on its 429s refused every
+    # call while it was serving.
+    h = Harness(minimum_throughput=4, failure_ratio=0.5)
+
+    async def too_many() -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": "1"})
+
+    async def raised_429() -> httpx.Response:
+        request = httpx.Request("GET", "http://upstream.test/")
+        httpx.Response(429, request=request).raise_for_status()
+        raise AssertionError("unreachable")
+
+    for _ in range(10):
+        response = await h.pipeline.execute(too_many, Context(classifier=HTTP_CLASSIFIER))
+        assert response.status_code == 429
+        with pytest.raises(httpx.HTTPStatusError):
+            await h.pipeline.execute(raised_429, Context(classifier=HTTP_CLASSIFIER))
+    assert h.breaker.state is CLOSED
+
+
+async def test_a_breaker_given_handle_transient_counts_429s_again() -> None:
+    h = Harness(minimum_throughput=4, failure_ratio=0.5, handle=transient)
+
+    async def too_many() -> httpx.Response:
+        return httpx.Response(429)
+
+    for _ in range(4):
+        await h.pipeline.execute(too_many, Context(classifier=HTTP_CLASSIFIER))
+    assert h.breaker.state is OPEN
+    assert h.breaker.describe()["options"]["handle"] == "transient"
 
 
 async def test_the_callers_own_overload_never_opens_it() -> None:

@@ -7,6 +7,7 @@ try that was rejected is not an answer that ends the race.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import anyio
@@ -14,6 +15,7 @@ import pytest
 
 from httpx_resilience import (
     AdaptiveLimiter,
+    AdaptiveThrottler,
     BrokenCircuitError,
     Bulkhead,
     BulkheadRejected,
@@ -27,6 +29,7 @@ from httpx_resilience import (
     Pipeline,
     Retry,
     RetryBudget,
+    ThrottleRejected,
     Timeout,
     TimeoutRejected,
 )
@@ -241,6 +244,62 @@ async def test_retry_and_hedging_sharing_a_budget_count_each_request_once() -> N
     # 10 % of 200 requests: 20 retries and hedges together, not twice that.
     assert spent <= 0.1 * requests, spent
     assert spent >= 0.1 * requests - 1, spent
+
+
+async def test_a_breaker_outside_the_throttler_does_not_count_its_refusals() -> None:
+    # The throttler refuses a share of calls while the dependency fails some: its refusals are
+    # the caller's own shedding, so the breaker judges the failures of the calls made only.
+    clock = FakeClock(autojump=False)
+    breaker = CircuitBreaker(failure_ratio=0.6, minimum_throughput=10, clock=clock)
+    throttler = AdaptiveThrottler(clock=clock, rng=random.Random(2), min_requests=0)
+    pipeline = Pipeline([breaker, throttler])
+    made = refused = 0
+
+    async def half_down() -> str:
+        nonlocal made
+        made += 1
+        if made % 2:
+            raise ConnectionError("down")
+        return "ok"
+
+    for _ in range(200):
+        clock.advance(0.01)
+        try:
+            await pipeline.execute(half_down)
+        except ThrottleRejected:
+            refused += 1
+        except ConnectionError:
+            pass
+    assert refused > 0
+    assert breaker.state is CLOSED  # 50 % of the calls made failed: under 60 %
+
+
+class _AlwaysRefuse(random.Random):
+    """Draws that fall in the refused share whatever its size."""
+
+    def random(self) -> float:
+        return 0.0
+
+
+async def test_a_retry_outside_the_throttler_does_not_retry_its_refusal() -> None:
+    clock = FakeClock(autojump=False)
+    throttler = AdaptiveThrottler(clock=clock, rng=_AlwaysRefuse(), min_requests=0)
+    pipeline = Pipeline.builder(clock=clock).retry(max_attempts=5).add(throttler).build()
+    throttler._window_of.record(0.0, True, False)  # the dependency refused its one call
+    calls = 0
+
+    async def call() -> str:
+        nonlocal calls
+        calls += 1
+        return "ok"
+
+    context = Context()
+    with pytest.raises(ThrottleRejected):
+        await pipeline.execute(call, context)
+    # Refused locally, once: retrying the refusal would only draw again.
+    assert calls == 0
+    assert len(context.report.attempts) == 1
+    assert isinstance(context.report.attempts[0].exception, ThrottleRejected)
 
 
 # -- the adaptive limiter's rejection, seen from outside ------------------------------------------

@@ -8,13 +8,23 @@ from typing import Any
 
 import pytest
 
-from httpx_resilience import Bulkhead, CircuitBreaker, Hedging, RateLimiter, Retry, RetryBudget
+from httpx_resilience import (
+    AdaptiveThrottler,
+    Bulkhead,
+    CircuitBreaker,
+    Hedging,
+    RateLimiter,
+    Retry,
+    RetryBudget,
+)
 from httpx_resilience.errors import ConfigError
+from httpx_resilience.policies.adaptive_throttle import AdaptiveThrottlePolicyOptions
 from httpx_resilience.policies.bulkhead import BulkheadPolicyOptions
 from httpx_resilience.policies.circuit_breaker import CircuitBreakerPolicyOptions
 from httpx_resilience.policies.rate_limit import RateLimiterPolicyOptions
 from httpx_resilience.policies.retry import RetryPolicyOptions
 from httpx_resilience.profiles import (
+    AdaptiveThrottleOptions,
     BudgetOptions,
     BulkheadOptions,
     CircuitBreakerOptions,
@@ -31,6 +41,7 @@ POLICIES: list[tuple[Any, Any, Any]] = [
     (CircuitBreaker, CircuitBreakerPolicyOptions, CircuitBreakerOptions),
     (Bulkhead, BulkheadPolicyOptions, BulkheadOptions),
     (RateLimiter, RateLimiterPolicyOptions, RateLimitOptions),
+    (AdaptiveThrottler, AdaptiveThrottlePolicyOptions, AdaptiveThrottleOptions),
 ]
 
 

@@ -443,7 +443,10 @@ async def test_context_attempt_counts_the_tries() -> None:
         ({"max_retry_after": -5}, "Retry: max_retry_after must be a finite number >= 0, got -5"),
         ({"backoff": 3}, "Retry: backoff must be a tenacity wait strategy, got 3"),
         ({"stop": "never"}, "Retry: stop must be a tenacity stop strategy, got 'never'"),
-        ({"handle": 1}, "Retry: handle must be a predicate over outcomes, got 1"),
+        (
+            {"handle": 1},
+            "Retry: handle must be a predicate over outcomes or a tenacity retry strategy, got 1",
+        ),
         ({"budget": 0.2}, "Retry: budget must be a RetryBudget or None, got 0.2"),
     ],
 )
@@ -483,3 +486,68 @@ async def test_a_rejection_handled_on_purpose_is_retried_after_its_retry_after()
     # The bucket said 0.25 s to the next token, more than the 0.1 s backoff: that wait it is.
     assert clock.monotonic() == 0.25
     assert [a.delay for a in context.report.attempts] == [0.25, None]
+
+
+# -- seeded jitter, tenacity strategies as handle= (issue 14) ------------------------------------
+
+
+async def waits_of(retry: Retry, clock: FakeClock) -> list[float | None]:
+    context = Context()
+    await Pipeline([retry]).execute(Flaky(3), context)
+    return [a.delay for a in context.report.attempts]
+
+
+async def test_a_seeded_rng_makes_the_jitter_repeat() -> None:
+    clock = FakeClock()
+    first = await waits_of(Retry(max_attempts=4, rng=random.Random(7), clock=clock), clock)
+    again = await waits_of(Retry(max_attempts=4, rng=random.Random(7), clock=clock), clock)
+    other = await waits_of(Retry(max_attempts=4, rng=random.Random(8), clock=clock), clock)
+    assert first == again != other
+    assert first[-1] is None
+    # Full jitter as before: each wait within [0, base_delay * 2**n].
+    assert all(0 <= w <= 0.2 * 2**n for n, w in enumerate(first[:-1]) if w is not None)
+
+
+def test_rng_is_checked_and_goes_with_the_default_backoff_only() -> None:
+    with pytest.raises(ValueError, match=r"Retry: rng must be a random\.Random, got 7"):
+        Retry(rng=7)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"rng seeds the default backoff.*wait_fixed"):
+        Retry(backoff=fixed(1.0), rng=random.Random(1))
+
+
+async def test_handle_takes_tenacity_retry_strategies() -> None:
+    clock = FakeClock()
+    handle = tenacity.retry_if_exception_type(ConnectionError)
+    pipeline = Pipeline([Retry(max_attempts=4, backoff=fixed(1.0), handle=handle, clock=clock)])
+    call = Flaky(2)
+    assert await pipeline.execute(call) == "ok"
+    assert call.calls == 3
+    # Not handled: raised at once.
+    failing = Flaky(2)
+
+    async def other() -> None:
+        failing.calls += 1
+        raise KeyError("x")
+
+    with pytest.raises(KeyError):
+        await pipeline.execute(other)
+    assert failing.calls == 1
+    # On results, and combined as tenacity combines them.
+    results = tenacity.retry_if_result(lambda r: r == "bad") | handle
+    pipeline = Pipeline([Retry(max_attempts=4, backoff=fixed(1.0), handle=results, clock=clock)])
+    call = Flaky(2, bad="bad")
+    assert await pipeline.execute(call) == "ok"
+    assert call.calls == 3
+    described = pipeline.describe()["policies"][0]["options"]["handle"]
+    assert described.startswith("retry_any(")
+
+
+def test_handle_refuses_what_is_neither_a_predicate_nor_a_strategy() -> None:
+    with pytest.raises(ValueError, match=r"Retry: handle must be a predicate .* got 42"):
+        Retry(handle=42)  # type: ignore[arg-type]
+
+    async def always(exc: BaseException) -> bool:
+        return True
+
+    with pytest.raises(ValueError, match="asynchronous strategies"):
+        Retry(handle=tenacity.asyncio.retry_if_exception(always))

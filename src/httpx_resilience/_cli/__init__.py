@@ -9,6 +9,7 @@ module (or a package) of its own with two entry points: ``add_arguments(parser)`
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 
 from .._version import __version__
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="the same load against a flaky local upstream, through plain httpx and "
         "ResilientClient",
-        description=demo.__doc__.split("\n\n")[1] if demo.__doc__ else None,
+        description=_description(demo.__doc__),
     )
     demo.add_arguments(demo_parser)
     demo_parser.set_defaults(run=demo.command)
@@ -39,11 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
     check_parser = commands.add_parser(
         "check",
         help="validate a profiles file and print every profile's effective settings",
-        description=check.__doc__.split("\n\n")[1] if check.__doc__ else None,
+        description=_description(check.__doc__),
     )
     check.add_arguments(check_parser)
     check_parser.set_defaults(run=check.command)
     return parser
+
+
+def _description(doc: str | None) -> str | None:
+    """A command's ``--help`` description: the second paragraph of its module's docstring,
+    without the reStructuredText double backticks, which a terminal would show as they are."""
+    if not doc:
+        return None
+    return re.sub(r"``(.+?)``", r"\1", doc.split("\n\n")[1])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

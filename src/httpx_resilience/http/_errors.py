@@ -42,6 +42,10 @@ class RateLimitRejected(errors.RateLimitRejected, httpx.TransportError):
     """A :class:`~httpx_resilience.RateLimitRejected` raised through the HTTP layer."""
 
 
+class ThrottleRejected(errors.ThrottleRejected, httpx.TransportError):
+    """A :class:`~httpx_resilience.ThrottleRejected` raised through the HTTP layer."""
+
+
 _VARIANTS: dict[type[ResilienceError], type[ResilienceError]] = {
     errors.TimeoutRejected: TimeoutRejected,
     errors.BrokenCircuitError: BrokenCircuitError,
@@ -49,6 +53,7 @@ _VARIANTS: dict[type[ResilienceError], type[ResilienceError]] = {
     errors.BulkheadRejected: BulkheadRejected,
     errors.ConcurrencyLimitRejected: ConcurrencyLimitRejected,
     errors.RateLimitRejected: RateLimitRejected,
+    errors.ThrottleRejected: ThrottleRejected,
 }
 
 

@@ -27,6 +27,7 @@ from ..pipeline import Pipeline
 from ..priority import _checked
 from ..telemetry import NO_TELEMETRY
 from ._errors import as_httpx_error
+from ._extensions import RETRY, TIMEOUT, requested_retry, requested_timeout
 from ._routing import Routing
 from .classify import HTTP_CLASSIFIER, IDEMPOTENT_METHODS, can_replay
 
@@ -85,13 +86,17 @@ class Dispatch:
         if registry is None:
             pipeline = self._pipeline
             assert pipeline is not None
-            context = start_exchange(request, send, self._retry_non_idempotent, None)
+            profile = None
+            retry = self._retry_non_idempotent
         else:
             # An unknown profile named by the request is an error before anything is sent.
             profile = registry.route(request, self._routes)
             pipeline = registry.get(profile)
             retry = self._retry_non_idempotent or registry.retry_non_idempotent(profile)
-            context = start_exchange(request, send, retry, profile)
+        extensions = request.extensions
+        if TIMEOUT in extensions or RETRY in extensions:
+            return _controlled(pipeline, request, send, retry, profile)
+        context = start_exchange(request, send, retry, profile)
         return pipeline.run(context, finish_exchange, exchange_failed)
 
     async def aclose(self) -> None:
@@ -100,6 +105,39 @@ class Dispatch:
             await self._registry.aclose()
         elif self._pipeline is not None:
             await self._pipeline.aclose()
+
+
+def _controlled(
+    pipeline: Pipeline,
+    request: httpx.Request,
+    send: Callable[[], Awaitable[httpx.Response]],
+    retry_non_idempotent: bool,
+    profile: str | None,
+) -> Awaitable[httpx.Response]:
+    """An exchange the request controls with its extensions (see ``_extensions.py``), checked
+    before anything is sent."""
+    wanted = requested_retry(request)
+    timeout = requested_timeout(request, pipeline)
+    context = start_exchange(request, send, retry_non_idempotent or wanted is True, profile)
+    if wanted is False:
+        context.replayable = False  # sent once: neither retried nor hedged
+
+    async def run() -> httpx.Response:
+        if timeout is None:
+            response: httpx.Response = await pipeline.run(context, finish_exchange, exchange_failed)
+            return response
+        try:
+            return await timeout.execute(
+                lambda context: pipeline.run(context, finish_exchange, exchange_failed), context
+            )
+        except ResilienceError as exc:
+            # The request's own timeout ran out, outside the pipeline that converts rejections.
+            converted = exchange_failed(context, exc)
+            if converted is exc:
+                raise
+            raise converted from exc
+
+    return run()
 
 
 def start_exchange(

@@ -15,6 +15,12 @@ rejection either (:class:`~httpx_resilience.BrokenCircuitError`,
 :class:`~httpx_resilience.BulkheadRejected`, :class:`~httpx_resilience.RateLimitRejected`), though
 each is also an :class:`httpx.TransportError`: retrying one repeats the refusal, and a breaker
 counting one would open on the caller's own load rather than the dependency's health.
+
+A circuit breaker asks a narrower question, :data:`unhealthy`: the same outcomes but a 429 (a
+response or an :class:`httpx.HTTPStatusError` carrying one). A 429 is backpressure: the
+dependency is up and asks for less, which a retry (waiting out ``Retry-After``) and a throttle
+answer; a breaker that opened on it refused everything while the dependency was serving. Give
+the breaker ``handle=transient`` to count 429s again.
 """
 
 from __future__ import annotations
@@ -38,15 +44,21 @@ __all__ = [
     "HTTP_CLASSIFIER",
     "IDEMPOTENT_METHODS",
     "TRANSIENT_STATUS_CODES",
+    "UNHEALTHY_STATUS_CODES",
     "HTTPClassifier",
     "can_replay",
     "is_idempotent",
     "parse_retry_after",
     "transient",
+    "unhealthy",
 ]
 
 #: Status codes that say "try again later".
 TRANSIENT_STATUS_CODES = frozenset({408, 429, 500, 502, 503, 504})
+
+#: Transient status codes that say the dependency is unwell, what a circuit breaker counts: all
+#: but 429 (Too Many Requests), which says it is busy.
+UNHEALTHY_STATUS_CODES = TRANSIENT_STATUS_CODES - {429}
 
 #: Methods that may be repeated without changing the outcome (RFC 9110, 9.2.2).
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -73,6 +85,12 @@ def _transient_exception(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutRejected)
 
 
+def _unhealthy_exception(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code in UNHEALTHY_STATUS_CODES
+    return _transient_exception(exc)
+
+
 def _transient_result(result: Any) -> bool:
     return getattr(result, "status_code", None) in TRANSIENT_STATUS_CODES
 
@@ -84,6 +102,17 @@ def _is_transient(outcome: Outcome[Any]) -> bool:
 
 #: The default ``handle=`` of policies in the HTTP layer.
 transient = OutcomePredicate(_is_transient, "transient")
+
+
+def _is_unhealthy(outcome: Outcome[Any]) -> bool:
+    exc = outcome.exception
+    if exc is None:
+        return getattr(outcome.result, "status_code", None) in UNHEALTHY_STATUS_CODES
+    return _unhealthy_exception(exc)
+
+
+#: The default ``handle=`` of a circuit breaker in the HTTP layer: :data:`transient` but 429.
+unhealthy = OutcomePredicate(_is_unhealthy, "unhealthy")
 
 
 def is_idempotent(request: httpx.Request) -> bool:
@@ -129,8 +158,9 @@ def parse_retry_after(value: str, *, now: float | None = None) -> float | None:
 
 
 class HTTPClassifier(Classifier):
-    """The classifier of the HTTP layer: :data:`transient`, ``Retry-After``, and releasing
-    the connection of a response that will not be returned."""
+    """The classifier of the HTTP layer: :data:`transient` (:data:`unhealthy` for a circuit
+    breaker), ``Retry-After``, and releasing the connection of a response that will not be
+    returned."""
 
     __slots__ = ()
 
@@ -141,6 +171,15 @@ class HTTPClassifier(Classifier):
     def failed_exception(self, exc: BaseException) -> bool:
         """A transport error (not one of the caller's own making) or an attempt timeout."""
         return _transient_exception(exc)
+
+    def unhealthy_result(self, result: Any) -> bool:
+        """A response with a status that says the dependency is unwell (408, 500, 502, 503,
+        504): not 429, which is backpressure, not ill health."""
+        return getattr(result, "status_code", None) in UNHEALTHY_STATUS_CODES
+
+    def unhealthy_exception(self, exc: BaseException) -> bool:
+        """As :meth:`failed_exception`, but a raised 429 (``raise_for_status()``) is not."""
+        return _unhealthy_exception(exc)
 
     def retry_after(self, outcome: Outcome[Any]) -> float | None:
         """The response's ``Retry-After``, in seconds, if it has a usable one."""

@@ -32,8 +32,17 @@ STANDARD = StandardOptions(
     total_timeout=30.0,
     retry=RetryPolicyOptions(max_attempts=3, base_delay=0.2, max_delay=10.0),
     budget=BudgetOptions(),
+    # A breaker is for a dependency that is down, not for noise the retries absorb: 30 % over
+    # at least 100 calls never opened on a steady 8 % or 20 % (10 % did on 8 % in 12 runs of
+    # 20), while an outage opens it after 100 calls from a fresh window and 9 s into a window
+    # of health (50 %: 15 s). A break of 0.5 s doubling to 5 s sees the end of a short outage
+    # at once and is never later than the fixed 5 s it replaces (benchmarks/breaker_defaults.py).
     circuit_breaker=CircuitBreakerPolicyOptions(
-        failure_ratio=0.1, minimum_throughput=100, sampling_duration=30.0, break_duration=5.0
+        failure_ratio=0.3,
+        minimum_throughput=100,
+        sampling_duration=30.0,
+        break_duration=0.5,
+        break_duration_max=5.0,
     ),
     breaker_per_origin=True,
     attempt_timeout=10.0,

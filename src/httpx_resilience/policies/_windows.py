@@ -20,6 +20,7 @@ class TimeWindow:
     """Calls of the last ``duration`` seconds, in ``_BUCKETS`` buckets of equal length."""
 
     __slots__ = (
+        "__weakref__",  # the adaptive throttler keeps windows as partitions
         "_bucket_length",
         "_end",
         "_failures",
@@ -45,6 +46,11 @@ class TimeWindow:
             counts[:] = [0] * _BUCKETS
         self._end = -1.0
         self.total = self.failures = self.slow = 0
+
+    def expire(self, now: float) -> None:
+        """Drop the buckets that have left the window by ``now``, so the counts are current."""
+        if now >= self._end:
+            self._advance(now)
 
     def _advance(self, now: float) -> None:
         if self._end < 0 or now >= self._end + (_BUCKETS - 1) * self._bucket_length:

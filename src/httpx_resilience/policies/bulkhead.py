@@ -18,7 +18,7 @@ from .._names import callable_name
 from .._validate import NON_NEGATIVE, integer
 from ..context import Context
 from ..errors import BulkheadRejected
-from ..telemetry import emit
+from ..telemetry import PolicyEvents
 from ._options import Options, option, vars_of
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
 from ._waiters import WaitQueue, where
@@ -60,6 +60,7 @@ class Bulkhead:
     __slots__ = (
         "_clock",
         "_compartment",
+        "_events",
         "_key",
         "_max_concurrent",
         "_max_queue",
@@ -90,6 +91,7 @@ class Bulkhead:
             raise ValueError(f"Bulkhead: key must be a function of the context, got {key!r}")
         self._key = key
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._events = PolicyEvents("bulkhead", self._clock)
         self._monotonic = self._clock.monotonic
         self._compartment = _Compartment(None)
         self._partitions: Partitions[_Compartment] = Partitions(
@@ -157,17 +159,15 @@ class Bulkhead:
             left = context.deadline - now
             timeout = left if timeout is None else min(timeout, left)
         if len(compartment.waiters) >= self._max_queue or (timeout is not None and timeout <= 0):
-            self._reject(compartment, context, now, "full")
+            self._reject(compartment, context, "full")
         if await compartment.wait(timeout, self._clock) is not None:
-            self._reject(compartment, context, self._monotonic(), "queue_timeout")
+            self._reject(compartment, context, "queue_timeout")
 
-    def _reject(self, compartment: _Compartment, context: Context, now: float, reason: str) -> None:
-        emit(
+    def _reject(self, compartment: _Compartment, context: Context, reason: str) -> None:
+        self._events.emit(
             context,
             "bulkhead_rejected",
-            "bulkhead",
             key=compartment.key,
-            timestamp=now,
             reason=reason,
             active=compartment.active,
             queued=len(compartment.waiters),

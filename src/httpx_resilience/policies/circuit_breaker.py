@@ -26,7 +26,7 @@ from .._validate import POSITIVE, RATIO, Rule, choice, integer
 from ..context import Context
 from ..errors import BrokenCircuitError, IsolatedCircuitError
 from ..outcome import Outcome, _is_rejection, predicate_text
-from ..telemetry import emit
+from ..telemetry import PolicyEvents
 from ._options import Options, Problem, option, vars_of
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
 from ._windows import MAX_WINDOW_SIZE, Circuit, CircuitState, CountWindow, TimeWindow
@@ -118,9 +118,10 @@ class CircuitBreaker:
         slow_call_duration: If set, calls taking at least this long count as slow.
         slow_call_ratio: Share of slow calls in the window that opens it (with
             ``slow_call_duration``; default 1.0, i.e. all of them).
-        handle: Which outcomes are failures. Default: the place's classifier (any exception;
-            over HTTP, transport errors and 408/429/5xx-transient statuses, never other 4xx).
-            Cancellation never counts.
+        handle: Which outcomes are failures. Default: what the place's classifier calls
+            unhealthy (any exception; over HTTP, transport errors, attempt timeouts and
+            408/5xx-transient statuses, but not 429, which is backpressure, and never other
+            4xx; ``handle=transient`` counts 429s too). Cancellation never counts.
         key: A function of the :class:`~httpx_resilience.Context` naming the partition, for one
             breaker per host, tenant...; ``None`` for one breaker in all.
         max_partitions: Partitions kept at most. When there are more, the least recently used
@@ -134,6 +135,7 @@ class CircuitBreaker:
         "_break_duration_max",
         "_circuit",
         "_clock",
+        "_events",
         "_failure_ratio",
         "_half_open_max_calls",
         "_handle",
@@ -192,6 +194,7 @@ class CircuitBreaker:
         self._handle = handle
         self._key = key
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._events = PolicyEvents("circuit_breaker", self._clock)
         self._monotonic = self._clock.monotonic
         self._isolated = False
         self._circuit = self._new_circuit(None)
@@ -296,7 +299,7 @@ class CircuitBreaker:
             try:
                 handle = self._handle
                 failed = (
-                    context.classifier.failed_exception(exc)
+                    context.classifier.unhealthy_exception(exc)
                     if handle is None
                     else bool(handle(Outcome(exception=exc)))
                 )
@@ -312,7 +315,7 @@ class CircuitBreaker:
         handle = self._handle
         try:
             if handle is None:
-                failed = context.classifier.failed_result(result)
+                failed = context.classifier.unhealthy_result(result)
             else:
                 failed = bool(handle(Outcome(result=result)))
         except BaseException:
@@ -346,7 +349,7 @@ class CircuitBreaker:
                     retry_after=retry_after,
                 )
             self._move(circuit, _HALF_OPEN)
-            emit(context, "circuit_half_opened", "circuit_breaker", key=circuit.key, timestamp=now)
+            self._events.emit(context, "circuit_half_opened", key=circuit.key, timestamp=now)
         if circuit.probes >= self._half_open_max_calls:
             raise BrokenCircuitError(
                 self._describe(circuit, "is half-open and its probe calls are in flight"),
@@ -374,7 +377,7 @@ class CircuitBreaker:
                 self._open(circuit, now, context, grow=True)
             else:
                 self._close(circuit)
-                emit(context, "circuit_closed", "circuit_breaker", key=circuit.key, timestamp=now)
+                self._events.emit(context, "circuit_closed", key=circuit.key, timestamp=now)
             return
         window = circuit.window
         window.record(now, failed, slow)
@@ -400,10 +403,9 @@ class CircuitBreaker:
         circuit.opened_until = now + duration
         self._move(circuit, _OPEN)
         window = circuit.window
-        emit(
+        self._events.emit(
             context,
             "circuit_opened",
-            "circuit_breaker",
             key=circuit.key,
             timestamp=now,
             duration=duration,

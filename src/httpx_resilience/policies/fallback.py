@@ -27,7 +27,7 @@ from .._clock import SYSTEM_CLOCK, Clock
 from ..context import Context
 from ..errors import ResilienceError
 from ..outcome import Outcome, predicate_text
-from ..telemetry import describe_outcome, emit
+from ..telemetry import PolicyEvents, describe_outcome
 
 __all__ = ["Fallback", "FallbackSource"]
 
@@ -117,7 +117,7 @@ class Fallback:
     At least one source is required; several are tried in the order listed above.
     """
 
-    __slots__ = ("_clock", "_handle", "_observers", "_sources")
+    __slots__ = ("_clock", "_events", "_handle", "_observers", "_sources")
 
     def __init__(
         self,
@@ -151,6 +151,7 @@ class Fallback:
         self._observers = tuple(s for s in sources if not isinstance(s, (_Value, _Factory)))
         self._handle = handle
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._events = PolicyEvents("fallback", self._clock)
 
     @property
     def sources(self) -> tuple[FallbackSource, ...]:
@@ -223,13 +224,6 @@ class Fallback:
             report._only(outcome.result, outcome.exception)
             report.fallback = source.name
             report.fallback_cause = describe_outcome(outcome)
-            emit(
-                context,
-                "fallback",
-                "fallback",
-                timestamp=self._clock.monotonic(),
-                outcome=outcome,
-                source=source.name,
-            )
+            self._events.emit(context, "fallback", outcome=outcome, source=source.name)
             return answer
         return None

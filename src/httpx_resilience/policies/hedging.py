@@ -30,7 +30,7 @@ from .._names import callable_name
 from .._validate import NON_NEGATIVE, Rule, integer
 from ..context import Attempt, Context
 from ..outcome import Outcome, _is_rejection, predicate_text
-from ..telemetry import emit
+from ..telemetry import PolicyEvents
 from ._options import Options, option, vars_of
 from .budget import RetryBudget, deposit_once
 
@@ -68,7 +68,15 @@ class Hedging:
         clock: The clock to wait with (default: the system clock).
     """
 
-    __slots__ = ("_budget", "_clock", "_delay", "_handle", "_max_hedged_attempts", "_options")
+    __slots__ = (
+        "_budget",
+        "_clock",
+        "_delay",
+        "_events",
+        "_handle",
+        "_max_hedged_attempts",
+        "_options",
+    )
 
     def __init__(
         self,
@@ -93,6 +101,7 @@ class Hedging:
         self._handle = handle
         self._budget = budget
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._events = PolicyEvents("hedging", self._clock)
 
     def describe(self) -> dict[str, Any]:
         """The hedging configuration, as plain data."""
@@ -141,9 +150,9 @@ class Hedging:
         if race.started > self._max_hedged_attempts:
             return False
         if self._budget is not None and not self._budget.try_withdraw(now):
-            emit(context, "budget_exhausted", "hedging", timestamp=now)
+            self._events.emit(context, "budget_exhausted", timestamp=now)
             return False
-        emit(context, "hedge", "hedging", timestamp=now, reason=reason)
+        self._events.emit(context, "hedge", timestamp=now, reason=reason)
         race.start(hedged=True)
         return True
 

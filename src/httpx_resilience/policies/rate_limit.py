@@ -26,7 +26,7 @@ from .._validate import NON_NEGATIVE, POSITIVE, Rule, rate_problem
 from ..backends import RateLimitBackend, StoreUnavailable, TokenStore
 from ..context import Context
 from ..errors import RateLimitRejected
-from ..telemetry import emit
+from ..telemetry import PolicyEvents
 from ._options import Options, Problem, option, vars_of
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
 from ._waiters import WaitQueue, where
@@ -102,6 +102,7 @@ class RateLimiter:
         "_bucket",
         "_burst",
         "_clock",
+        "_events",
         "_key",
         "_max_wait",
         "_monotonic",
@@ -135,6 +136,7 @@ class RateLimiter:
             raise ValueError(f"RateLimiter: key must be a function of the context, got {key!r}")
         self._key = key
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._events = PolicyEvents("rate_limit", self._clock)
         self._monotonic = self._clock.monotonic
         # The token source, chosen here: this process's memory (the buckets below) or, with a
         # backend, a shared store, for which the buckets below stand in when it fails
@@ -289,14 +291,8 @@ class RateLimiter:
     def _store_failed(
         self, exc: StoreUnavailable, mode: str, partition: str | None, context: Context
     ) -> None:
-        emit(
-            context,
-            "rate_limit_backend_failed",
-            "rate_limit",
-            key=partition,
-            timestamp=self._monotonic(),
-            failure_mode=mode,
-            error=exc.error,
+        self._events.emit(
+            context, "rate_limit_backend_failed", key=partition, failure_mode=mode, error=exc.error
         )
         if mode == "closed":
             # Not chained: the cause may name the store's address.
@@ -352,7 +348,7 @@ class RateLimiter:
     def _reject(
         self, context: Context, key: str | None, now: float, wait: float, *, shared: bool
     ) -> NoReturn:
-        emit(context, "rate_limited", "rate_limit", key=key, timestamp=now, retry_after=wait)
+        self._events.emit(context, "rate_limited", key=key, timestamp=now, retry_after=wait)
         raise RateLimitRejected(
             f"{where('the rate limit', key)} is reached ({self._rate:g}/s, "
             f"burst {self._burst:g}{', shared' if shared else ''}); next token in {wait:.3g} s",

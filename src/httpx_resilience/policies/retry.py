@@ -15,6 +15,7 @@ outcome (the last response, or raising the last exception), when:
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -25,8 +26,8 @@ from .._clock import SYSTEM_CLOCK, Clock
 from .._names import callable_name
 from .._validate import BOOLEAN, NON_NEGATIVE, integer
 from ..context import Attempt, Context
-from ..outcome import Outcome, predicate_text
-from ..telemetry import emit
+from ..outcome import Outcome, OutcomePredicate, predicate_text
+from ..telemetry import PolicyEvents
 from ._options import Options, option, vars_of
 from .budget import RetryBudget, deposit_once
 
@@ -49,6 +50,61 @@ def _strategy_name(strategy: object) -> str:
         return callable_name(strategy)
     arguments = ", ".join(f"{k}={v!r}" for k, v in fields.items() if not k.startswith("_"))
     return f"{type(strategy).__name__}({arguments})"
+
+
+class seeded_random_exponential(tenacity.wait_random_exponential):
+    """Full jitter, as ``tenacity.wait_random_exponential``, drawn from a given
+    :class:`random.Random` (``Retry(rng=...)``) rather than the ``random`` module's, so that a
+    seeded run waits the same each time."""
+
+    def __init__(self, multiplier: float, max: float, rng: random.Random) -> None:
+        super().__init__(multiplier=multiplier, max=max)
+        self._rng = rng
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        high = tenacity.wait_exponential.__call__(self, retry_state)
+        return self._rng.uniform(self.min, high)
+
+
+def _handle_of(handle: object) -> Callable[[Outcome[Any]], bool] | None:
+    """``handle=`` as a predicate over outcomes: as given, or, for one of tenacity's retry
+    strategies (``retry_if_exception_type(...)``, ``retry_if_result(...)`` and their
+    combinations: what a tenacity user writes by habit), asking it about each outcome."""
+    if handle is None:
+        return None
+    if isinstance(handle, _ASYNC_RETRY_BASE):
+        raise ValueError(
+            "Retry: handle must be a predicate over outcomes or a synchronous tenacity retry "
+            f"strategy; tenacity's asynchronous strategies cannot be asked in time, got {handle!r}"
+        )
+    if isinstance(handle, tenacity.retry_base):
+        strategy = handle
+
+        def asks_tenacity(outcome: Outcome[Any]) -> bool:
+            future = tenacity.Future(1)
+            if outcome.exception is not None:
+                future.set_exception(outcome.exception)
+            else:
+                future.set_result(outcome.result)
+            state = tenacity.RetryCallState(cast(Any, None), None, (), {})
+            state.outcome = future
+            return bool(strategy(state))
+
+        return OutcomePredicate(asks_tenacity, _strategy_name(strategy))
+    if not callable(handle):
+        raise ValueError(
+            "Retry: handle must be a predicate over outcomes or a tenacity retry strategy, "
+            f"got {handle!r}"
+        )
+    return handle
+
+
+try:  # tenacity >= 8.4: strategies whose predicates may be coroutine functions
+    from tenacity.asyncio.retry import async_retry_base as _async_retry_base
+
+    _ASYNC_RETRY_BASE: tuple[type, ...] = (_async_retry_base,)
+except ImportError:  # pragma: no cover - older tenacity
+    _ASYNC_RETRY_BASE = ()
 
 
 @dataclass(frozen=True)
@@ -77,15 +133,20 @@ class Retry:
         max_delay: Cap on any wait from the default backoff, in seconds.
         stop: A tenacity stop strategy (``stop_after_delay(10)``...), checked after each failed
             try with the upcoming wait known (``upcoming_sleep``).
-        handle: Which outcomes are failures worth retrying. Default: the place's classifier
-            (any exception but another policy's rejection in a plain pipeline; transient errors
-            and statuses over HTTP).
+        handle: Which outcomes are failures worth retrying: a predicate over outcomes, or one
+            of tenacity's retry strategies (``retry_if_exception_type(httpx.ConnectError)``,
+            ``retry_if_result(...)``, combined with ``|`` and ``&`` as tenacity allows).
+            Default: the place's classifier (any exception but another policy's rejection in a
+            plain pipeline; transient errors and statuses over HTTP).
         respect_retry_after: Wait at least as long as the dependency's ``Retry-After`` asks (or,
             when ``handle`` takes in a rejection, as the rejection's ``retry_after`` says).
         max_retry_after: A ``Retry-After`` longer than this ends retrying at once.
         budget: A :class:`~httpx_resilience.RetryBudget` shared by every execution of this policy,
             or ``None`` for no budget.
         clock: The clock to measure and wait with (default: the system clock).
+        rng: The :class:`random.Random` the default backoff draws its jitter from (default:
+            the ``random`` module's), so that a run seeded as ``rng=random.Random(7)`` waits
+            the same each time; with a ``backoff`` of your own, seed that instead.
     """
 
     __slots__ = (
@@ -93,6 +154,7 @@ class Retry:
         "_base_delay",
         "_budget",
         "_clock",
+        "_events",
         "_handle",
         "_max_attempts",
         "_max_delay",
@@ -118,11 +180,12 @@ class Retry:
         base_delay: float = 0.2,
         max_delay: float = 10.0,
         stop: StopStrategy | None = None,
-        handle: Callable[[Outcome[Any]], bool] | None = None,
+        handle: Callable[[Outcome[Any]], bool] | tenacity.retry_base | None = None,
         respect_retry_after: bool = True,
         max_retry_after: float = 60.0,
         budget: RetryBudget | None = None,
         clock: Clock | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         if max_attempts is _UNSET:
             max_attempts = None if stop is not None else 3
@@ -132,21 +195,30 @@ class Retry:
             raise ValueError(f"Retry: backoff must be a tenacity wait strategy, got {backoff!r}")
         if stop is not None and not callable(stop):
             raise ValueError(f"Retry: stop must be a tenacity stop strategy, got {stop!r}")
-        if handle is not None and not callable(handle):
-            raise ValueError(f"Retry: handle must be a predicate over outcomes, got {handle!r}")
+        handle = _handle_of(handle)
+        if rng is not None and not isinstance(rng, random.Random):
+            raise ValueError(f"Retry: rng must be a random.Random, got {rng!r}")
+        if rng is not None and backoff is not None:
+            raise ValueError(
+                "Retry: rng seeds the default backoff's jitter; give a backoff of your own its "
+                f"own seeded randomness instead (got backoff={_strategy_name(backoff)} and rng)"
+            )
         if budget is not None and not isinstance(budget, RetryBudget):
             raise ValueError(f"Retry: budget must be a RetryBudget or None, got {budget!r}")
-        self._backoff: WaitStrategy = (
-            backoff
-            if backoff is not None
-            else (
-                tenacity.wait_random_exponential(multiplier=self._base_delay, max=self._max_delay)
+        self._backoff: WaitStrategy
+        if backoff is not None:
+            self._backoff = backoff
+        elif rng is not None:
+            self._backoff = seeded_random_exponential(self._base_delay, self._max_delay, rng)
+        else:
+            self._backoff = tenacity.wait_random_exponential(
+                multiplier=self._base_delay, max=self._max_delay
             )
-        )
         self._stop = stop
         self._handle = handle
         self._budget = budget
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._events = PolicyEvents("retry", self._clock)
         # What tenacity's RetryCallState is built with: the strategies a wait or stop strategy
         # reading ``retry_state.retry_object`` finds are this policy's own. Never run itself.
         self._retrying = tenacity.AsyncRetrying(
@@ -249,9 +321,8 @@ class Retry:
                 return cast(T, attempt.unwrap())
             # The wait follows the last try recorded (this one, or the last of a race inside).
             report.attempts[-1].delay = delay
-            emit(
+            self._events.emit(
                 context,
-                "retry",
                 "retry",
                 timestamp=ended,
                 outcome=attempt,
@@ -303,6 +374,6 @@ class Retry:
             return None
         if self._budget is not None and not self._budget.try_withdraw(now):
             report.retry_stopped = "budget"
-            emit(context, "budget_exhausted", "retry", timestamp=now, outcome=outcome)
+            self._events.emit(context, "budget_exhausted", timestamp=now, outcome=outcome)
             return None
         return delay

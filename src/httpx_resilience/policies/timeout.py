@@ -35,7 +35,7 @@ from .._running_task import running_asyncio_task
 from .._validate import positive
 from ..context import _UNKNOWN, Context
 from ..errors import TimeoutRejected
-from ..telemetry import emit
+from ..telemetry import PolicyEvents
 
 __all__ = ["Timeout"]
 
@@ -141,11 +141,12 @@ class Timeout:
     is never turned into ``TimeoutRejected`` and never swallowed.
     """
 
-    __slots__ = ("_clock", "_monotonic", "_seconds", "_watchdog")
+    __slots__ = ("_clock", "_events", "_monotonic", "_seconds", "_watchdog")
 
     def __init__(self, seconds: float, *, clock: Clock | None = None) -> None:
         self._seconds = positive("Timeout", "seconds", seconds)
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._events = PolicyEvents("timeout", self._clock)
         self._monotonic = self._clock.monotonic
         self._watchdog: _Watchdog | None = None
 
@@ -277,14 +278,7 @@ class Timeout:
         # is the limit the difference (which floating point would not give back exactly).
         tightened = deadline < start + self._seconds
         limit = deadline - start if tightened else self._seconds
-        emit(
-            context,
-            "timeout",
-            "timeout",
-            timestamp=self._clock.monotonic(),
-            duration=limit,
-            timeout=self._seconds,
-        )
+        self._events.emit(context, "timeout", duration=limit, timeout=self._seconds)
         if tightened:
             message = f"the call did not finish by its deadline ({limit:.3g} s away when it began)"
         else:

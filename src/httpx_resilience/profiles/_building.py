@@ -12,6 +12,7 @@ from ..errors import ConfigError
 from ..pipeline import Pipeline, Policy
 from ..policies._options import vars_of
 from ..policies.adaptive_limit import AdaptiveLimiter, AdaptiveLimitPolicyOptions
+from ..policies.adaptive_throttle import AdaptiveThrottlePolicyOptions, AdaptiveThrottler
 from ..policies.budget import RetryBudget
 from ..policies.bulkhead import Bulkhead, BulkheadPolicyOptions
 from ..policies.circuit_breaker import CircuitBreaker, CircuitBreakerPolicyOptions
@@ -109,6 +110,11 @@ _POLICIES: dict[str, Callable[[Any, _Parts], Policy]] = {
     ),
     "circuit_breaker": lambda options, parts: CircuitBreaker(
         **options._arguments(CircuitBreakerPolicyOptions),
+        **_partitioning(options),
+        clock=parts.clock,
+    ),
+    "adaptive_throttle": lambda options, parts: AdaptiveThrottler(
+        **options._arguments(AdaptiveThrottlePolicyOptions),
         **_partitioning(options),
         clock=parts.clock,
     ),

@@ -22,6 +22,7 @@ from ..policies._options import vars_of
 from ..policies._partitions import DEFAULT_MAX_PARTITIONS
 from ..policies._standard import STANDARD
 from ..policies.adaptive_limit import AdaptiveLimitPolicyOptions
+from ..policies.adaptive_throttle import AdaptiveThrottlePolicyOptions
 from ..policies.budget import BudgetOptions as BudgetOptions
 from ..policies.bulkhead import BulkheadPolicyOptions
 from ..policies.circuit_breaker import CircuitBreakerPolicyOptions
@@ -58,6 +59,15 @@ class RetryOptions(RetryPolicyOptions):
 class CircuitBreakerOptions(CircuitBreakerPolicyOptions):
     """Options of a :class:`~httpx_resilience.CircuitBreaker`; ``partition`` is ``"origin"``
     (one breaker per scheme, host and port: the default) or ``"none"``."""
+
+    partition: str = _field(_PARTITION, "origin")
+    max_partitions: int = _field(integer(1), DEFAULT_MAX_PARTITIONS)
+
+
+@dataclass(frozen=True)
+class AdaptiveThrottleOptions(AdaptiveThrottlePolicyOptions):
+    """Options of an :class:`~httpx_resilience.AdaptiveThrottler`; ``partition`` is
+    ``"origin"`` (one throttle per scheme, host and port: the default) or ``"none"``."""
 
     partition: str = _field(_PARTITION, "origin")
     max_partitions: int = _field(integer(1), DEFAULT_MAX_PARTITIONS)
@@ -145,10 +155,10 @@ class Profile(_Options):
     """A declarative, validated description of one pipeline.
 
     Each field is one policy, ``None`` when the profile has none. The pipeline they build is,
-    outermost first: fallback, total timeout, retry, hedging, circuit breaker, adaptive limit,
-    bulkhead, rate limit, attempt timeout. Polly's cross-policy rules are enforced: the attempt
-    timeout is at most the total timeout, and a time-window breaker samples at least twice the
-    attempt timeout.
+    outermost first: fallback, total timeout, retry, hedging, circuit breaker, adaptive
+    throttle, adaptive limit, bulkhead, rate limit, attempt timeout. Polly's cross-policy rules
+    are enforced: the attempt timeout is at most the total timeout, and a time-window breaker
+    samples at least twice the attempt timeout.
 
     Attributes:
         retry_non_idempotent: Retry and hedge POST and PATCH requests of this profile even
@@ -160,6 +170,7 @@ class Profile(_Options):
     retry: RetryOptions | None = None
     hedging: HedgingOptions | None = None
     circuit_breaker: CircuitBreakerOptions | None = None
+    adaptive_throttle: AdaptiveThrottleOptions | None = None
     adaptive_limit: AdaptiveLimitOptions | None = None
     bulkhead: BulkheadOptions | None = None
     rate_limit: RateLimitOptions | None = None
@@ -173,6 +184,7 @@ class Profile(_Options):
         "retry",
         "hedging",
         "circuit_breaker",
+        "adaptive_throttle",
         "adaptive_limit",
         "bulkhead",
         "rate_limit",
