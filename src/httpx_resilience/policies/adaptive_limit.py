@@ -30,7 +30,7 @@ from .._names import callable_name
 from .._validate import NON_NEGATIVE, POSITIVE, RATIO, integer
 from ..context import Context, by_origin
 from ..errors import ConcurrencyLimitRejected, TimeoutRejected
-from ..telemetry import emit
+from ..telemetry import PolicyEvents
 from ._options import Options, Problem, option, vars_of
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
 from ._waiters import WaitQueue, _Waiter, where
@@ -174,6 +174,7 @@ class AdaptiveLimiter:
     __slots__ = (
         "_backoff_ratio",
         "_clock",
+        "_events",
         "_initial_limit",
         "_key",
         "_max_limit",
@@ -220,6 +221,7 @@ class AdaptiveLimiter:
         self._key = key
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self._monotonic = self._clock.monotonic
+        self._events = PolicyEvents("adaptive_limit", self._clock)
         self._single = self._new_partition(None)
         self._partitions: Partitions[_Partition] = Partitions(
             "AdaptiveLimiter", self._new_partition, max_partitions
@@ -367,15 +369,13 @@ class AdaptiveLimiter:
         p.admit = int(limit)
         p.shed_below = max(1, int(limit * self._sheddable_share))
 
-    @staticmethod
-    def _report(p: _Partition, context: Context, now: float) -> None:
+    def _report(self, p: _Partition, context: Context, now: float) -> None:
         """Emit ``limit_changed``, at most once per ``_EVENT_INTERVAL`` per partition."""
         if now - p.reported_at < _EVENT_INTERVAL:
             return
-        emit(
+        self._events.emit(
             context,
             "limit_changed",
-            "adaptive_limit",
             key=p.key,
             timestamp=now,
             limit=p.admit,
@@ -446,10 +446,9 @@ class AdaptiveLimiter:
         return True
 
     def _reject(self, p: _Partition, context: Context, now: float, reason: str) -> None:
-        emit(
+        self._events.emit(
             context,
             "concurrency_limited",
-            "adaptive_limit",
             key=p.key,
             timestamp=now,
             reason=reason,
