@@ -421,3 +421,23 @@ async def test_limit_changed_is_emitted_at_most_once_a_second_and_never_lost() -
     await clock.sleep(1.0)
     await two_at_once(1)  # the next answer after the interval tells the move held back
     assert [(e.detail["previous"], e.detail["limit"]) for e in events] == [(2, 4), (4, 6)]
+
+
+async def test_a_waiter_does_not_get_in_past_a_limit_that_shrank() -> None:
+    clock = FakeClock(autojump=False)
+    policy = limiter(clock, initial_limit=4, max_queue=2, backoff_ratio=0.5)
+    pipeline = Pipeline([policy])
+    held = Held()
+    async with anyio.create_task_group() as tg:
+        for name in "abcdef":
+            tg.start_soon(pipeline.execute, held.call(name, httpx.Response(503)))
+            await settle()
+        assert policy.occupancy() == (4, 2)
+        held.release["a"].set()  # a 503 with the limit in use: 4 -> 2
+        await settle()
+        assert policy.limit() == 2
+        assert policy.occupancy() == (3, 2)  # nobody let in: 3 still in flight of 2
+        for name in "bcdef":
+            held.release[name].set()
+            await settle()
+    assert policy.occupancy() == (0, 0)

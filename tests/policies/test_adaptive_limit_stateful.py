@@ -18,7 +18,7 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from httpx_resilience import (
@@ -62,9 +62,16 @@ async def _settle() -> None:
 
 
 @settings(
-    max_examples=60,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+# The limit shrinks (a 503 with the limit in use) while calls wait: none may get in past it.
+@example(
+    operations=[("start", "default")] * 6 + [("answer", 0, 503)] + [("answer", 1, 200)],
+    initial=4,
+    max_queue=2,
+    queue_timeout=None,
 )
 @given(
     operations=OPERATIONS,
