@@ -76,7 +76,8 @@ def bench(session: nox.Session) -> None:
     """Overhead of the pipelines against bare calls and the peer libraries, in one run; then
     the Redis rate limiter against a bare PING and the in-memory bucket (needs redis-server);
     then the memory of a partitioned breaker under a flood of distinct keys; then the breaker's
-    standard numbers against noise and outages.
+    standard numbers against noise and outages; then the adaptive limit's candidate algorithms
+    against a simulated upstream.
 
     ``nox -s bench -- ARGS`` passes ARGS to overhead.py only.
     """
@@ -85,6 +86,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/redis_limiter.py")
     session.run("python", "benchmarks/partitions_memory.py")
     session.run("python", "benchmarks/breaker_defaults.py")
+    session.run("python", "benchmarks/adaptive_limit.py")
 
 
 @nox.session

@@ -76,3 +76,15 @@ def test_the_breaker_defaults_benchmark_runs() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "standard: 0.3 / 100, break 0.5 s doubling to 5 s" in result.stdout
+
+
+def test_the_adaptive_limit_candidates_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "adaptive_limit.py"), "--duration", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| vegas | 3x |" in result.stdout

@@ -34,6 +34,10 @@ class BulkheadRejected(errors.BulkheadRejected, httpx.TransportError):
     """A :class:`~httpx_resilience.BulkheadRejected` raised through the HTTP layer."""
 
 
+class ConcurrencyLimitRejected(errors.ConcurrencyLimitRejected, httpx.TransportError):
+    """A :class:`~httpx_resilience.ConcurrencyLimitRejected` raised through the HTTP layer."""
+
+
 class RateLimitRejected(errors.RateLimitRejected, httpx.TransportError):
     """A :class:`~httpx_resilience.RateLimitRejected` raised through the HTTP layer."""
 
@@ -51,6 +55,7 @@ _VARIANTS: dict[type[ResilienceError], type[ResilienceError]] = {
     errors.BrokenCircuitError: BrokenCircuitError,
     errors.IsolatedCircuitError: IsolatedCircuitError,
     errors.BulkheadRejected: BulkheadRejected,
+    errors.ConcurrencyLimitRejected: ConcurrencyLimitRejected,
     errors.RateLimitRejected: RateLimitRejected,
     errors.ThrottleRejected: ThrottleRejected,
     errors.PacingRejected: PacingRejected,
