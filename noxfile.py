@@ -66,7 +66,8 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Overhead of the pipelines against bare calls and the peer libraries, in one run; then
     the Redis rate limiter against a bare PING and the in-memory bucket (needs redis-server);
-    then the memory of a partitioned breaker under a flood of distinct keys.
+    then the memory of a partitioned breaker under a flood of distinct keys; then clients
+    against an overloaded upstream of fixed capacity (about three minutes).
 
     ``nox -s bench -- ARGS`` passes ARGS to overhead.py only.
     """
@@ -74,6 +75,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/overhead.py", *session.posargs)
     session.run("python", "benchmarks/redis_limiter.py")
     session.run("python", "benchmarks/partitions_memory.py")
+    session.run("python", "benchmarks/overload.py")
 
 
 @nox.session
