@@ -29,8 +29,11 @@ from httpx_resilience._cli.demo import (
     make_display,
     percentile,
     run_demo,
+    schedule,
+    table_rows,
     takeaway,
 )
+from httpx_resilience.errors import ResilienceError, TimeoutRejected
 
 SHORT = ["--duration", "1.5", "--users", "8"]
 
@@ -39,6 +42,18 @@ def run(*argv: str) -> DemoSummary:
     """Run ``demo`` with ``argv`` as the command line would, and return its summary."""
     args = build_parser().parse_args(["demo", *argv])
     return run_demo(DemoOptions.from_args(args), out=io.StringIO())
+
+
+def refusals() -> set[str]:
+    """The names of the errors a policy raises instead of calling the upstream: every
+    ResilienceError but a timeout."""
+    names, pending = set(), [ResilienceError]
+    while pending:
+        kind = pending.pop()
+        pending.extend(kind.__subclasses__())
+        if not issubclass(kind, TimeoutRejected):
+            names.add(kind.__name__)
+    return names
 
 
 @functools.cache
@@ -53,7 +68,10 @@ def test_every_scenario_reports_both_clients_with_consistent_counts(scenario: st
     for figures in summary.clients:
         assert figures.logical_requests > 0
         assert 0 <= figures.successes <= figures.logical_requests
-        assert figures.upstream_requests >= figures.logical_requests
+        # Each call reached the upstream at least once, unless the client's own policies
+        # refused it (open loop, the standard breaker can see 100 calls in a short run).
+        refused = sum(count for kind, count in figures.failures if kind in refusals())
+        assert figures.upstream_requests + refused >= figures.logical_requests
         assert sum(count for _, count in figures.failures) == (
             figures.logical_requests - figures.successes
         )
@@ -61,6 +79,16 @@ def test_every_scenario_reports_both_clients_with_consistent_counts(scenario: st
         assert figures.p99 is not None
         assert 0 < figures.p50 <= figures.p99
     assert summary.takeaway
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_both_clients_make_the_calls_of_one_open_loop_schedule(scenario: str) -> None:
+    # 8 users each starting a call every 100 ms for 1.5 s: 120 calls, whatever they took.
+    summary = short_run(scenario)
+    expected = len(list(schedule(DemoOptions(duration=1.5, users=8))))
+    assert expected == 120
+    assert [c.logical_requests for c in summary.clients] == [expected, expected]
+    assert [c.started for c in summary.clients] == [expected, expected]
 
 
 def test_plain_httpx_sends_each_call_once() -> None:
@@ -97,6 +125,44 @@ def test_slow_answers_stay_slow_for_both_clients() -> None:
 def test_rate_limited_plain_client_sees_429() -> None:
     plain = short_run("rate-limited").client(PLAIN_NAME)
     assert "HTTP 429" in dict(plain.failures)
+    # Each 429 the plain client got is one the upstream sent.
+    assert plain.upstream_429 == dict(plain.failures)["HTTP 429"]
+    assert plain.upstream_429_share == plain.upstream_429 / plain.upstream_requests
+
+
+def test_rate_limited_summary_shows_the_share_of_429s() -> None:
+    summary = short_run("rate-limited")
+    rows = {row[0]: row[1:] for row in table_rows(summary.clients, end=summary.elapsed)}
+    plain = summary.client(PLAIN_NAME)
+    assert rows["upstream requests answered 429"][0] == f"{plain.upstream_429_share:.1%}"
+    assert "upstream requests answered 429" not in {
+        row[0] for row in table_rows(short_run("flaky").clients)
+    }
+
+
+def test_outage_reports_the_first_success_after_it_ended() -> None:
+    summary = short_run("outage")
+    ended = 0.7 * 1.5
+    for figures in summary.clients:
+        assert figures.recovers_at == pytest.approx(ended)
+        assert figures.first_success_after is not None
+    # Plain httpx succeeds on the first call after the outage: calls start every 12.5 ms.
+    plain_after = summary.client(PLAIN_NAME).first_success_after
+    assert plain_after is not None
+    assert plain_after < 0.2
+    rows = {row[0]: row[1:] for row in table_rows(summary.clients, end=summary.elapsed)}
+    assert all(cell.endswith("after it ended") for cell in rows["first success after the outage"])
+    assert "first success after the outage" not in {
+        row[0] for row in table_rows(short_run("flaky").clients)
+    }
+
+
+def test_overloaded_upstream_serves_at_its_capacity() -> None:
+    summary = short_run("overloaded")
+    for figures in summary.clients:
+        assert figures.p99 is not None
+        # 80 calls/s offered to an upstream serving 40/s: the queue's wait shows in the tail.
+        assert figures.p99 > 0.2
 
 
 def test_a_request_count_replaces_the_duration() -> None:
@@ -177,6 +243,29 @@ def test_rate_limited_answers_429_beyond_the_limit_of_each_second() -> None:
     first_second = [fate(0.5).status for _ in range(100)]
     assert first_second.count(200) == 60
     assert fate(1.0).status == 200  # a new window
+
+
+def test_the_schedule_spreads_the_users_evenly_and_keeps_time() -> None:
+    options = DemoOptions(duration=1.0, users=4, interval=0.1)
+    starts = list(schedule(options))
+    assert len(starts) == 40
+    assert starts[:3] == [0.0, 0.025, 0.05]
+    assert all(at < 1.0 for at in starts)
+    assert len(list(schedule(DemoOptions(duration=1.0, users=4, requests=7)))) == 7
+
+
+def test_overloaded_serves_k_at_a_time_first_come_first_served() -> None:
+    options = DemoOptions(scenario="overloaded", users=20)  # 200 calls/s offered, 100/s served
+    fate = SCENARIOS["overloaded"].make_fate(random.Random(0), options)
+    service = 4 / 100
+    # Four requests at once are served at once; the next four wait for them, and so on.
+    delays = [fate(0.0).delay for _ in range(9)]
+    assert delays == pytest.approx([service] * 4 + [2 * service] * 4 + [3 * service])
+    # The work is done even for a caller who left: the queue drains at the service rate only.
+    assert fate(0.05).delay == pytest.approx(2 * service - 0.05 + service)
+    # Once idle, a request is served at once.
+    assert fate(10.0).delay == pytest.approx(service)
+    assert all(fate(10.0 + i).status == 200 for i in range(3))
 
 
 def test_outage_is_total_in_the_middle_only() -> None:
