@@ -190,6 +190,8 @@ class PlainDisplay:
         self._print(plain_table(table_rows(summary.clients, end=summary.elapsed)))
         self._print()
         self._print(summary.takeaway)
+        if summary.lateness_note:
+            self._print(summary.lateness_note)
 
 
 class RichDisplay:
@@ -244,6 +246,8 @@ class RichDisplay:
         title = f"Summary after {summary.elapsed:.1f} s"
         self._console.print(self._table(title, summary.clients, end=summary.elapsed))
         self._console.print(summary.takeaway, highlight=False, markup=False)
+        if summary.lateness_note:
+            self._console.print(summary.lateness_note, highlight=False, markup=False)
 
 
 def make_display(options: DemoOptions, out: TextIO | None = None) -> Display:

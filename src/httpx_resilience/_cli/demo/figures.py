@@ -128,12 +128,26 @@ class DemoSummary:
         elapsed: Seconds from the first call to the end of the last one.
         clients: Plain httpx first, then ResilientClient.
         takeaway: The plain-English conclusion.
+        late: Seconds the latest call started after its time in the schedule (a busy machine
+            makes the load lighter than asked, for both clients alike).
     """
 
     options: DemoOptions
     elapsed: float
     clients: tuple[ClientFigures, ...]
     takeaway: str
+    late: float = 0.0
+
+    @property
+    def lateness_note(self) -> str:
+        """A sentence when calls started noticeably late, else ``""``."""
+        if self.late < _NOTICEABLY_LATE:
+            return ""
+        return (
+            f"Note: calls started up to {self.late:.1f} s after their time (this process could "
+            "not keep the schedule on a busy machine), so both clients had a lighter load than "
+            "asked, spread over a longer time."
+        )
 
     def client(self, name: str) -> ClientFigures:
         """The figures of the client called ``name``."""
@@ -141,6 +155,9 @@ class DemoSummary:
             if figures.name == name:
                 return figures
         raise KeyError(name)
+
+
+_NOTICEABLY_LATE = 0.1
 
 
 def percentile(ordered: Sequence[float], fraction: float) -> float | None:
