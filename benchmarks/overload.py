@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -54,7 +55,7 @@ ABANDONED = "abandoned"  # the failure of a call still running when its run was 
 #: A run is cut short this long after its last arrival's deadline: a client whose event loop is
 #: starved (httpcore's pool with many waiters, encode/httpx#3215) would otherwise take minutes
 #: to get through its calls. What it did not get through counts as failed.
-CUT_SHORT = 3.0
+CUT_SHORT = 2.0
 BIN = 0.1  # seconds per bin of the goodput timeline
 RECOVERED = 0.8  # share of the new capacity that counts as recovered
 ROLLING_BINS = 10  # the timeline is read over a rolling second
@@ -90,7 +91,9 @@ class UpstreamProcess:
 
     def requests(self) -> int:
         """``/work`` requests the upstream has received."""
-        return int(httpx.get(f"{self.url}/control/stats").json()["requests"])
+        # urllib, not httpx: a new httpx client loads the system's certificates first.
+        with urllib.request.urlopen(f"{self.url}/control/stats", timeout=10) as response:
+            return int(json.load(response)["requests"])
 
     def close(self) -> None:
         """Stop the process."""
@@ -434,21 +437,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=4, help="upstream concurrency K (4)")
     parser.add_argument("--service", type=float, default=0.05, help="upstream seconds S (0.05)")
     parser.add_argument("--deadline", type=float, help="per-call deadline, seconds (1)")
-    parser.add_argument("--seconds", type=float, help="seconds of load per run (5)")
+    parser.add_argument("--seconds", type=float, help="seconds of load per run (4)")
     parser.add_argument("--warmup", type=float, help="first seconds left out of the figures (1)")
     parser.add_argument("--loads", type=float, nargs="+", help="offered loads, x capacity")
     parser.add_argument("--change-load", type=float, default=3.0, help="load of the halving run")
-    parser.add_argument("--change-seconds", type=float, help="length of the halving run (10)")
+    parser.add_argument("--change-seconds", type=float, help="length of the halving run (9)")
     parser.add_argument("--seed", type=int, default=13, help="seed of the arrivals (13)")
     parser.add_argument("--quick", action="store_true", help="tiny run: a smoke test, seconds")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
     args = parser.parse_args(argv)
     quick = args.quick
     args.deadline = args.deadline or (0.5 if quick else 1.0)
-    args.seconds = args.seconds or (0.6 if quick else 5.0)
+    args.seconds = args.seconds or (0.6 if quick else 4.0)
     args.warmup = args.warmup if args.warmup is not None else (0.1 if quick else 1.0)
     args.loads = args.loads or ([0.5, 3.0] if quick else list(LOADS))
-    args.change_seconds = args.change_seconds or (1.5 if quick else 10.0)
+    args.change_seconds = args.change_seconds or (1.5 if quick else 9.0)
     for name in ("workers", "service", "deadline", "seconds", "change_load", "change_seconds"):
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
