@@ -148,9 +148,13 @@ def test_outage_reports_the_first_success_after_it_ended() -> None:
     ended = 0.7 * 1.5
     for figures in summary.clients:
         assert figures.recovers_at == pytest.approx(ended)
-        assert figures.first_success_after is not None
+    # Plain httpx succeeds as soon as the upstream does (a client whose breaker is still open
+    # may not have succeeded again before the run ends: its cell says "none yet").
+    assert summary.client(PLAIN_NAME).first_success_after is not None
     rows = {row[0]: row[1:] for row in table_rows(summary.clients, end=summary.elapsed)}
-    assert all(cell.endswith("after it ended") for cell in rows["first success after the outage"])
+    plain_cell, resilient_cell = rows["first success after the outage"]
+    assert plain_cell.endswith("after it ended")
+    assert resilient_cell.endswith("after it ended") or resilient_cell == "none yet"
     assert "first success after the outage" not in {
         row[0] for row in table_rows(short_run("flaky").clients)
     }
