@@ -38,7 +38,7 @@ from httpx_resilience._cli.demo.figures import Lane
 from httpx_resilience.errors import ResilienceError, TimeoutRejected
 from httpx_resilience.testing import LoopbackServer
 
-SHORT = ["--duration", "1.5", "--users", "8"]
+SHORT = ["--duration", "1.5", "--users", "16"]  # 80 calls/s per client
 
 
 def run(*argv: str) -> DemoSummary:
@@ -86,9 +86,9 @@ def test_every_scenario_reports_both_clients_with_consistent_counts(scenario: st
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_both_clients_make_the_calls_of_one_open_loop_schedule(scenario: str) -> None:
-    # 8 users each starting a call every 100 ms for 1.5 s: 120 calls, whatever they took.
+    # 16 users each starting a call every 200 ms for 1.5 s: 120 calls, whatever they took.
     summary = short_run(scenario)
-    expected = len(list(schedule(DemoOptions(duration=1.5, users=8))))
+    expected = len(list(schedule(DemoOptions(duration=1.5, users=16))))
     assert expected == 120
     assert [c.logical_requests for c in summary.clients] == [expected, expected]
     assert [c.started for c in summary.clients] == [expected, expected]
@@ -100,7 +100,7 @@ def test_plain_httpx_sends_each_call_once() -> None:
 
 
 def test_flaky_resilient_client_succeeds_more_often() -> None:
-    summary = run("--duration", "2", "--users", "16", "--scenario", "flaky", "--plain")
+    summary = run("--duration", "2", "--users", "32", "--scenario", "flaky", "--plain")
     plain, resilient = summary.client(PLAIN_NAME), summary.client(RESILIENT_NAME)
     assert plain.success_rate < 1.0
     assert resilient.success_rate > plain.success_rate
@@ -251,7 +251,7 @@ def test_flaky_fault_shares() -> None:
 
 
 def test_rate_limited_answers_429_beyond_the_limit_of_each_second() -> None:
-    options = DemoOptions(scenario="rate-limited", users=10)  # 100 calls/s offered
+    options = DemoOptions(scenario="rate-limited", users=10, interval=0.1)  # 100 calls/s
     fate = SCENARIOS["rate-limited"].make_fate(random.Random(0), options)
     first_second = [fate(0.5).status for _ in range(100)]
     assert first_second.count(200) == 60
@@ -268,7 +268,8 @@ def test_the_schedule_spreads_the_users_evenly_and_keeps_time() -> None:
 
 
 def test_overloaded_serves_k_at_a_time_first_come_first_served() -> None:
-    options = DemoOptions(scenario="overloaded", users=20)  # 200 calls/s offered, 100/s served
+    # 200 calls/s offered, 100/s served.
+    options = DemoOptions(scenario="overloaded", users=20, interval=0.1)
     fate = SCENARIOS["overloaded"].make_fate(random.Random(0), options)
     service = 4 / 100
     # Four requests at once are served at once; the next four wait for them, and so on.

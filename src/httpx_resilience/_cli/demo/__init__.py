@@ -87,8 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--users",
         type=_positive(int),
         default=DemoOptions.users,
-        help="virtual users per client, each starting a GET every 100 ms whether or not its "
-        "last one has finished (default: %(default)d)",
+        help=f"virtual users per client, each starting a GET every "
+        f"{DemoOptions.interval * 1000:.0f} ms whether or not its last one has finished "
+        "(default: %(default)d)",
     )
     parser.add_argument(
         "--seed",
