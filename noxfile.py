@@ -77,7 +77,8 @@ def bench(session: nox.Session) -> None:
     the Redis rate limiter against a bare PING and the in-memory bucket (needs redis-server);
     then the memory of a partitioned breaker under a flood of distinct keys; then the breaker's
     standard numbers against noise and outages; then the adaptive limit's candidate algorithms
-    against a simulated upstream.
+    against a simulated upstream; then clients against an overloaded upstream of fixed capacity
+    (about three minutes).
 
     ``nox -s bench -- ARGS`` passes ARGS to overhead.py only.
     """
@@ -87,6 +88,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/partitions_memory.py")
     session.run("python", "benchmarks/breaker_defaults.py")
     session.run("python", "benchmarks/adaptive_limit.py")
+    session.run("python", "benchmarks/overload.py")
 
 
 @nox.session
