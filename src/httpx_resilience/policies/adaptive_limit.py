@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._clock import SYSTEM_CLOCK, Clock, wait_for_event
-from .._names import callable_name
 from .._validate import NON_NEGATIVE, POSITIVE, RATIO, integer
 from ..context import Context, by_origin
 from ..errors import ConcurrencyLimitRejected, TimeoutRejected
 from ..telemetry import PolicyEvents
-from ._options import Options, Problem, option, vars_of
-from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
+from ._options import Options, Problem, option
+from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions, described_options
 from ._waiters import WaitQueue, _Waiter, where
 
 __all__ = ["AdaptiveLimitPolicyOptions", "AdaptiveLimiter"]
@@ -239,11 +238,11 @@ class AdaptiveLimiter:
             partitions = list(self._partitions.items())
         return {
             "policy": "adaptive_limit",
-            "options": {
-                **vars_of(self._options),
-                "key": None if self._key is None else callable_name(self._key),
-                "max_partitions": self._partitions.max_partitions,
-            },
+            "options": described_options(
+                self._options,
+                self._key,
+                self._partitions,
+            ),
             "state": {
                 "partitions": {
                     k: {
