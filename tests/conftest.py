@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,9 +9,20 @@ import pytest
 from .flavours import Flavour, make_flavour, parametrize_flavour
 
 
-@pytest.fixture(params=["asyncio", "trio"])
+def _backends() -> list[str]:
+    """The backends to run on: both, unless ``HTTPX_RESILIENCE_BACKENDS`` (comma-separated)
+    names fewer; an unknown name is an error, not a silently empty run."""
+    wanted = os.environ.get("HTTPX_RESILIENCE_BACKENDS", "asyncio,trio")
+    backends = [name.strip() for name in wanted.split(",") if name.strip()]
+    unknown = set(backends) - {"asyncio", "trio"}
+    if not backends or unknown:
+        raise ValueError(f"HTTPX_RESILIENCE_BACKENDS must name asyncio and/or trio, got {wanted!r}")
+    return backends
+
+
+@pytest.fixture(params=_backends())
 def anyio_backend(request: pytest.FixtureRequest) -> str:
-    """Every async test runs on both backends."""
+    """Every async test runs on both backends (see ``_backends``)."""
     return str(request.param)
 
 

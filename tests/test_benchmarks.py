@@ -76,3 +76,40 @@ def test_the_breaker_defaults_benchmark_runs() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "standard: 0.3 / 100, break 0.5 s doubling to 5 s" in result.stdout
+
+
+def test_the_adaptive_limit_candidates_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "adaptive_limit.py"), "--duration", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| vegas | 3x |" in result.stdout
+
+
+def test_the_overload_benchmark_runs_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "overload.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "overload.py"),
+            "--quick", "--loads", "3", "--change-seconds", "1", "--json", str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "offered 3x capacity" in result.stdout
+    assert "capacity halves" in result.stdout
+    figures = json.loads(out.read_text())
+    clients = set(figures["loads"]["3.0"])
+    assert {"httpx.AsyncClient", "by hand (tenacity)", "ResilientClient()"} <= clients
+    assert set(figures["halving"]) == clients
+    for row in figures["loads"]["3.0"].values():
+        # The upstream process counted the requests: the client got some through.
+        assert row["upstream_per_call"] > 0

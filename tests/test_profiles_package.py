@@ -13,6 +13,7 @@ from httpx_resilience import ConfigError, Registry
 # What users, the command line (check) and the HTTP layer import from httpx_resilience.profiles.
 IMPORTED = [
     "AdaptiveThrottleOptions",  # issue 13
+    "AdaptiveLimitOptions",  # issue 13
     "AlternateOptions",
     "BudgetOptions",
     "BulkheadOptions",

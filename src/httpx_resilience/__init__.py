@@ -17,6 +17,7 @@ from .context import (
 from .errors import (
     BrokenCircuitError,
     BulkheadRejected,
+    ConcurrencyLimitRejected,
     ConfigError,
     IsolatedCircuitError,
     PacingRejected,
@@ -31,6 +32,7 @@ from .http.client import ResilientClient
 from .http.transport import ResilienceTransport
 from .outcome import Outcome, OutcomePredicate, handle_all, handle_exceptions, handle_results
 from .pipeline import Pipeline, PipelineBuilder, Policy
+from .policies.adaptive_limit import AdaptiveLimiter
 from .policies.adaptive_throttle import AdaptiveThrottler
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
@@ -46,6 +48,7 @@ from .profiles import Profile, Registry
 from .telemetry import ResilienceEvent
 
 __all__ = [
+    "AdaptiveLimiter",
     "AdaptiveThrottler",
     "Alternate",
     "Attempt",
@@ -55,6 +58,7 @@ __all__ = [
     "CircuitBreaker",
     "CircuitState",
     "Clock",
+    "ConcurrencyLimitRejected",
     "ConfigError",
     "Context",
     "ExecutionReport",

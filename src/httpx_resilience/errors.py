@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "BrokenCircuitError",
     "BulkheadRejected",
+    "ConcurrencyLimitRejected",
     "ConfigError",
     "IsolatedCircuitError",
     "PacingRejected",
@@ -72,6 +73,20 @@ class IsolatedCircuitError(BrokenCircuitError):
 
 class BulkheadRejected(ResilienceError):
     """The bulkhead was full (all slots busy and the queue full, or the queue wait ran out)."""
+
+
+class ConcurrencyLimitRejected(ResilienceError):
+    """The adaptive concurrency limit was reached (every permit in use and the queue full, the
+    queue wait ran out, or a ``"sheddable"`` call met a limit under pressure).
+
+    Attributes:
+        retry_after: Seconds until a permit is likely to come free (the typical round trip the
+            limiter has measured), or ``None`` before it has measured one.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RateLimitRejected(ResilienceError):

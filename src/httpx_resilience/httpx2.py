@@ -41,6 +41,7 @@ from .profiles import Registry
 __all__ = [
     "BrokenCircuitError",
     "BulkheadRejected",
+    "ConcurrencyLimitRejected",
     "IsolatedCircuitError",
     "PacingRejected",
     "RateLimitRejected",
@@ -68,6 +69,10 @@ if TYPE_CHECKING or _FLAVOUR is not _flavour.HTTPX:
     class BulkheadRejected(_errors.BulkheadRejected, httpx2.TransportError):  # type: ignore[misc,unused-ignore]
         """A :class:`~httpx_resilience.BulkheadRejected` raised through the httpx2 layer."""
 
+    class ConcurrencyLimitRejected(_errors.ConcurrencyLimitRejected, httpx2.TransportError):  # type: ignore[misc,unused-ignore]
+        """A :class:`~httpx_resilience.ConcurrencyLimitRejected` raised through the httpx2
+        layer."""
+
     class RateLimitRejected(_errors.RateLimitRejected, httpx2.TransportError):  # type: ignore[misc,unused-ignore]
         """A :class:`~httpx_resilience.RateLimitRejected` raised through the httpx2 layer."""
 
@@ -84,6 +89,7 @@ if TYPE_CHECKING or _FLAVOUR is not _flavour.HTTPX:
             _errors.BrokenCircuitError: BrokenCircuitError,
             _errors.IsolatedCircuitError: IsolatedCircuitError,
             _errors.BulkheadRejected: BulkheadRejected,
+            _errors.ConcurrencyLimitRejected: ConcurrencyLimitRejected,
             _errors.RateLimitRejected: RateLimitRejected,
             _errors.ThrottleRejected: ThrottleRejected,
             _errors.PacingRejected: PacingRejected,
@@ -94,6 +100,7 @@ else:
     from .http._errors import (
         BrokenCircuitError,
         BulkheadRejected,
+        ConcurrencyLimitRejected,
         IsolatedCircuitError,
         PacingRejected,
         RateLimitRejected,

@@ -18,6 +18,7 @@ from .context import Context, _new_context, by_origin
 from .outcome import GENERIC_CLASSIFIER
 from .policies._options import vars_of
 from .policies._standard import STANDARD
+from .policies.adaptive_limit import AdaptiveLimiter
 from .policies.adaptive_throttle import AdaptiveThrottler
 from .policies.budget import RetryBudget
 from .policies.bulkhead import Bulkhead
@@ -339,6 +340,7 @@ class PipelineBuilder:
     circuit_breaker = _shorthand(CircuitBreaker)
     adaptive_throttle = _shorthand(AdaptiveThrottler)
     bulkhead = _shorthand(Bulkhead)
+    adaptive_limit = _shorthand(AdaptiveLimiter)
     rate_limit = _shorthand(RateLimiter)
     fallback = _shorthand(Fallback)
     hedging = _shorthand(Hedging)

@@ -62,6 +62,8 @@ EVENT_NAMES = frozenset(
         "circuit_half_opened",
         "circuit_closed",
         "bulkhead_rejected",
+        "limit_changed",
+        "concurrency_limited",
         "rate_limited",
         "rate_limit_backend_failed",
         "fallback",
@@ -409,6 +411,15 @@ DURATION_BUCKETS: tuple[float, ...] = (
     120.0,
 )
 
+# The adaptive limiter's events, and the gauges recorded from their detail.
+_CONCURRENCY_EVENTS = frozenset({"limit_changed", "concurrency_limited"})
+_GAUGE_ATTRIBUTES = frozenset({"pipeline.name", "partition.key"})
+_CONCURRENCY_GAUGES = (
+    ("limit", "{call}", "Calls an adaptive concurrency limit lets in at once"),
+    ("in_flight", "{call}", "Calls in flight through an adaptive concurrency limit"),
+    ("queued", "{call}", "Calls waiting for an adaptive concurrency limit"),
+)
+
 
 def _error_type(outcome: str | None) -> str | None:
     """The ``error.type`` of an outcome as events describe it: the status code of a response
@@ -436,7 +447,11 @@ class OpenTelemetryListener:
       policy refused (an open circuit, a full bulkhead) reached no dependency and is no
       attempt;
     - ``resilience.httpx.pipeline.duration``: a histogram of each execution's duration, in
-      seconds, with ``pipeline.name`` and ``error.type``.
+      seconds, with ``pipeline.name`` and ``error.type``;
+    - ``resilience.httpx.concurrency.limit``, ``.in_flight`` and ``.queued``: gauges of an
+      adaptive limit, its calls in flight and queued, with ``pipeline.name`` and
+      ``partition.key``, set from its ``limit_changed`` and ``concurrency_limited`` events (so
+      at most once a second while the limit moves, and at every refusal).
 
     Durations are recorded with :data:`DURATION_BUCKETS` as the advised bucket boundaries.
 
@@ -485,6 +500,12 @@ class OpenTelemetryListener:
             description="Duration of each execution of a pipeline, its tries and waits included",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
+        self._gauges = {
+            detail: meter.create_gauge(
+                f"resilience.httpx.concurrency.{detail}", unit=unit, description=description
+            )
+            for detail, unit, description in _CONCURRENCY_GAUGES
+        }
         #: How the HTTP layer traces requests, or ``None`` (read through ``Telemetry.tracing``).
         self.tracing: _Tracing | None = None
         if traces:
@@ -504,6 +525,13 @@ class OpenTelemetryListener:
         if event.name in _ATTEMPT_EVENTS:
             attributes["attempt.number"] = event.attempt
         self._events.add(1, attributes)
+        if event.name in _CONCURRENCY_EVENTS:
+            where = {k: v for k, v in attributes.items() if k in _GAUGE_ATTRIBUTES}
+            detail = event.detail
+            for name, gauge in self._gauges.items():
+                value = detail.get(name)
+                if value is not None:
+                    gauge.set(value, where)
 
     def on_execution(
         self, context: Context, duration: float, exception: BaseException | None

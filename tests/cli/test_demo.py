@@ -12,6 +12,7 @@ import random
 import re
 import sys
 
+import httpx
 import pytest
 
 from httpx_resilience import CircuitBreaker, Pipeline, ResilientClient
@@ -29,16 +30,33 @@ from httpx_resilience._cli.demo import (
     make_display,
     percentile,
     run_demo,
+    schedule,
+    table_rows,
     takeaway,
 )
+from httpx_resilience._cli.demo.figures import Lane
+from httpx_resilience.errors import ResilienceError, TimeoutRejected
+from httpx_resilience.testing import LoopbackServer
 
-SHORT = ["--duration", "1.5", "--users", "8"]
+SHORT = ["--duration", "1.5", "--users", "16"]  # 80 calls/s per client
 
 
 def run(*argv: str) -> DemoSummary:
     """Run ``demo`` with ``argv`` as the command line would, and return its summary."""
     args = build_parser().parse_args(["demo", *argv])
     return run_demo(DemoOptions.from_args(args), out=io.StringIO())
+
+
+def refusals() -> set[str]:
+    """The names of the errors a policy raises instead of calling the upstream: every
+    ResilienceError but a timeout."""
+    names, pending = set(), [ResilienceError]
+    while pending:
+        kind = pending.pop()
+        pending.extend(kind.__subclasses__())
+        if not issubclass(kind, TimeoutRejected):
+            names.add(kind.__name__)
+    return names
 
 
 @functools.cache
@@ -53,7 +71,10 @@ def test_every_scenario_reports_both_clients_with_consistent_counts(scenario: st
     for figures in summary.clients:
         assert figures.logical_requests > 0
         assert 0 <= figures.successes <= figures.logical_requests
-        assert figures.upstream_requests >= figures.logical_requests
+        # Each call reached the upstream at least once, unless the client's own policies
+        # refused it (open loop, the standard breaker can see 100 calls in a short run).
+        refused = sum(count for kind, count in figures.failures if kind in refusals())
+        assert figures.upstream_requests + refused >= figures.logical_requests
         assert sum(count for _, count in figures.failures) == (
             figures.logical_requests - figures.successes
         )
@@ -78,13 +99,23 @@ def test_the_demo_runs_on_httpx2() -> None:
     assert summary.client(RESILIENT_NAME).successes > 0
 
 
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_both_clients_make_the_calls_of_one_open_loop_schedule(scenario: str) -> None:
+    # 16 users each starting a call every 200 ms for 1.5 s: 120 calls, whatever they took.
+    summary = short_run(scenario)
+    expected = len(list(schedule(DemoOptions(duration=1.5, users=16))))
+    assert expected == 120
+    assert [c.logical_requests for c in summary.clients] == [expected, expected]
+    assert [c.started for c in summary.clients] == [expected, expected]
+
+
 def test_plain_httpx_sends_each_call_once() -> None:
     plain = short_run("flaky").client(PLAIN_NAME)
     assert plain.upstream_per_request == 1.0
 
 
 def test_flaky_resilient_client_succeeds_more_often() -> None:
-    summary = run("--duration", "2", "--users", "16", "--scenario", "flaky", "--plain")
+    summary = run("--duration", "2", "--users", "32", "--scenario", "flaky", "--plain")
     plain, resilient = summary.client(PLAIN_NAME), summary.client(RESILIENT_NAME)
     assert plain.success_rate < 1.0
     assert resilient.success_rate > plain.success_rate
@@ -112,6 +143,54 @@ def test_slow_answers_stay_slow_for_both_clients() -> None:
 def test_rate_limited_plain_client_sees_429() -> None:
     plain = short_run("rate-limited").client(PLAIN_NAME)
     assert "HTTP 429" in dict(plain.failures)
+    # Each 429 the plain client got is one the upstream sent.
+    assert plain.upstream_429 == dict(plain.failures)["HTTP 429"]
+    assert plain.upstream_429_share == plain.upstream_429 / plain.upstream_requests
+
+
+def test_rate_limited_summary_shows_the_share_of_429s() -> None:
+    summary = short_run("rate-limited")
+    rows = {row[0]: row[1:] for row in table_rows(summary.clients, end=summary.elapsed)}
+    plain = summary.client(PLAIN_NAME)
+    assert rows["upstream requests answered 429"][0] == f"{plain.upstream_429_share:.1%}"
+    assert "upstream requests answered 429" not in {
+        row[0] for row in table_rows(short_run("flaky").clients)
+    }
+
+
+def test_outage_reports_the_first_success_after_it_ended() -> None:
+    summary = short_run("outage")
+    ended = 0.7 * 1.5
+    for figures in summary.clients:
+        assert figures.recovers_at == pytest.approx(ended)
+    # Plain httpx succeeds as soon as the upstream does (a client whose breaker is still open
+    # may not have succeeded again before the run ends: its cell says "none yet").
+    assert summary.client(PLAIN_NAME).first_success_after is not None
+    rows = {row[0]: row[1:] for row in table_rows(summary.clients, end=summary.elapsed)}
+    plain_cell, resilient_cell = rows["first success after the outage"]
+    assert plain_cell.endswith("after it ended")
+    assert resilient_cell.endswith("after it ended") or resilient_cell == "none yet"
+    assert "first success after the outage" not in {
+        row[0] for row in table_rows(short_run("flaky").clients)
+    }
+
+
+def test_the_first_success_after_the_outage_is_measured_from_its_end() -> None:
+    lane = Lane(PLAIN_NAME, httpx.AsyncClient(), LoopbackServer(), recovers_at=5.0)
+    lane.record(0.01, None, None, 4.9)  # before the end: not it
+    lane.record(0.01, "HTTP 503", None, 5.1)  # a failure: not it
+    lane.record(0.01, None, None, 5.3)
+    lane.record(0.01, None, None, 5.4)
+    assert lane.figures().first_success_after == pytest.approx(0.3)
+    assert Lane(PLAIN_NAME, httpx.AsyncClient(), LoopbackServer()).figures().recovers_at is None
+
+
+def test_overloaded_upstream_serves_at_its_capacity() -> None:
+    summary = short_run("overloaded")
+    for figures in summary.clients:
+        assert figures.p99 is not None
+        # 80 calls/s offered to an upstream serving 40/s: the queue's wait shows in the tail.
+        assert figures.p99 > 0.2
 
 
 def test_a_request_count_replaces_the_duration() -> None:
@@ -187,11 +266,35 @@ def test_flaky_fault_shares() -> None:
 
 
 def test_rate_limited_answers_429_beyond_the_limit_of_each_second() -> None:
-    options = DemoOptions(scenario="rate-limited", users=10)  # 100 calls/s offered
+    options = DemoOptions(scenario="rate-limited", users=10, interval=0.1)  # 100 calls/s
     fate = SCENARIOS["rate-limited"].make_fate(random.Random(0), options)
     first_second = [fate(0.5).status for _ in range(100)]
     assert first_second.count(200) == 60
     assert fate(1.0).status == 200  # a new window
+
+
+def test_the_schedule_spreads_the_users_evenly_and_keeps_time() -> None:
+    options = DemoOptions(duration=1.0, users=4, interval=0.1)
+    starts = list(schedule(options))
+    assert len(starts) == 40
+    assert starts[:3] == [0.0, 0.025, 0.05]
+    assert all(at < 1.0 for at in starts)
+    assert len(list(schedule(DemoOptions(duration=1.0, users=4, requests=7)))) == 7
+
+
+def test_overloaded_serves_k_at_a_time_first_come_first_served() -> None:
+    # 200 calls/s offered, 100/s served.
+    options = DemoOptions(scenario="overloaded", users=20, interval=0.1)
+    fate = SCENARIOS["overloaded"].make_fate(random.Random(0), options)
+    service = 4 / 100
+    # Four requests at once are served at once; the next four wait for them, and so on.
+    delays = [fate(0.0).delay for _ in range(9)]
+    assert delays == pytest.approx([service] * 4 + [2 * service] * 4 + [3 * service])
+    # The work is done even for a caller who left: the queue drains at the service rate only.
+    assert fate(0.05).delay == pytest.approx(2 * service - 0.05 + service)
+    # Once idle, a request is served at once.
+    assert fate(10.0).delay == pytest.approx(service)
+    assert all(fate(10.0 + i).status == 200 for i in range(3))
 
 
 def test_outage_is_total_in_the_middle_only() -> None:
@@ -256,6 +359,20 @@ def test_takeaway_explains_rejections() -> None:
     text = takeaway(SCENARIOS["flaky"], plain, resilient)
     assert text.startswith("ResilientClient did worse here: 10.0% success against 70.0%")
     assert "880 of its calls (88%) never reached the upstream because its circuit breaker" in text
+
+
+def test_a_late_schedule_is_pointed_out() -> None:
+    plain = figures(PLAIN_NAME, 500, 500, 500, 0.05)
+    resilient = figures(RESILIENT_NAME, 500, 500, 500, 0.05)
+
+    def summary(late: float) -> DemoSummary:
+        return DemoSummary(DemoOptions(), 8.0, (plain, resilient), "takeaway", late=late)
+
+    assert summary(0.01).lateness_note == ""
+    assert summary(2.0).lateness_note.startswith("Note: calls started up to 2.0 s after their")
+    out = io.StringIO()
+    PlainDisplay(out).end(summary(2.0))
+    assert out.getvalue().rstrip().endswith("spread over a longer time.")
 
 
 def test_takeaway_says_when_nothing_changed() -> None:

@@ -14,19 +14,24 @@ import anyio
 import pytest
 
 from httpx_resilience import (
+    AdaptiveLimiter,
     AdaptiveThrottler,
     BrokenCircuitError,
     Bulkhead,
     BulkheadRejected,
     CircuitBreaker,
     CircuitState,
+    ConcurrencyLimitRejected,
     Context,
+    Fallback,
     Hedging,
     Outcome,
     Pipeline,
     Retry,
     RetryBudget,
     ThrottleRejected,
+    Timeout,
+    TimeoutRejected,
 )
 from httpx_resilience.testing import FakeClock
 
@@ -295,3 +300,101 @@ async def test_a_retry_outside_the_throttler_does_not_retry_its_refusal() -> Non
     assert calls == 0
     assert len(context.report.attempts) == 1
     assert isinstance(context.report.attempts[0].exception, ThrottleRejected)
+
+
+# -- the adaptive limiter's rejection, seen from outside ------------------------------------------
+
+
+def _full_limiter(clock: FakeClock) -> AdaptiveLimiter:
+    return AdaptiveLimiter(initial_limit=1, max_queue=0, key=None, clock=clock)
+
+
+async def test_a_retry_outside_the_adaptive_limit_does_not_retry_its_rejection() -> None:
+    clock = FakeClock(autojump=False)
+    limiter = _full_limiter(clock)
+    pipeline = Pipeline([Retry(max_attempts=3, clock=clock), limiter])
+    context = Context()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_hold, Pipeline([limiter]), clock, 1.0)
+        await anyio.wait_all_tasks_blocked()
+        with pytest.raises(ConcurrencyLimitRejected):
+            await pipeline.execute(fail, context)
+        clock.advance(1.0)
+    assert len(context.report.attempts) == 1
+    assert [e.name for e in context.report.events] == ["concurrency_limited"]
+
+
+async def test_a_breaker_outside_the_adaptive_limit_does_not_count_its_rejections() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(
+        failure_ratio=0.5, minimum_throughput=10, sampling_duration=30.0, clock=clock
+    )
+    limiter = AdaptiveLimiter(initial_limit=10, max_queue=0, key=None, clock=clock)
+    pipeline = Pipeline([breaker, limiter])
+    outcomes: list[str] = []
+
+    async def down() -> None:
+        await clock.sleep(1.0)
+        raise ConnectionError("down")
+
+    async def request() -> None:
+        try:
+            await pipeline.execute(down)
+        except Exception as exc:
+            outcomes.append(type(exc).__name__)
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(100):
+            tasks.start_soon(request)
+    assert outcomes.count("ConnectionError") == 10
+    assert outcomes.count("ConcurrencyLimitRejected") == 90
+    assert breaker.state is OPEN  # 10 failures of 10 calls, not 10 of 100
+    assert limiter.limit() == 10  # failures that are not overload move no limit
+
+
+async def test_a_hedge_refused_by_the_adaptive_limit_does_not_end_the_race() -> None:
+    clock = FakeClock()
+    pipeline = Pipeline([Hedging(delay=1.0, clock=clock), _full_limiter(clock)])
+
+    async def call() -> str:
+        await clock.sleep(1.5)
+        return "answer"
+
+    context = Context()
+    assert await pipeline.execute(call, context) == "answer"
+    assert isinstance(context.report.attempts[1].exception, ConcurrencyLimitRejected)
+    assert context.report.outcome is context.report.attempts[0]
+
+
+async def test_a_fallback_outside_the_adaptive_limit_answers_for_its_rejection() -> None:
+    clock = FakeClock(autojump=False)
+    limiter = _full_limiter(clock)
+    pipeline = Pipeline([Fallback(value="cached", clock=clock), limiter])
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_hold, Pipeline([limiter]), clock, 1.0)
+        await anyio.wait_all_tasks_blocked()
+        context = Context()
+        assert await pipeline.execute(fail, context) == "cached"
+        assert context.report.fallback_cause == "ConcurrencyLimitRejected"
+        clock.advance(1.0)
+
+
+async def test_a_call_cancelled_in_the_adaptive_limit_gives_its_permit_back_unmeasured() -> None:
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(initial_limit=2, key=None, clock=clock)
+    pipeline = Pipeline([Timeout(0.5, clock=clock), limiter])
+
+    async def slow() -> None:
+        await clock.sleep(5.0)
+
+    async def timed_out() -> None:
+        with pytest.raises(TimeoutRejected):
+            await pipeline.execute(slow)
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(2):
+            tasks.start_soon(timed_out)
+    assert limiter.occupancy() == (0, 0)
+    # Cancelled from outside: no round trip measured, no drop (a timeout inside would be one).
+    assert limiter.limit() == 2
+    assert limiter.describe()["state"]["partitions"][""]["baseline_rtt"] is None

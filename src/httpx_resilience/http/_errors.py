@@ -42,6 +42,10 @@ class BulkheadRejected(errors.BulkheadRejected, httpx.TransportError):
     """A :class:`~httpx_resilience.BulkheadRejected` raised through the HTTP layer."""
 
 
+class ConcurrencyLimitRejected(errors.ConcurrencyLimitRejected, httpx.TransportError):
+    """A :class:`~httpx_resilience.ConcurrencyLimitRejected` raised through the HTTP layer."""
+
+
 class RateLimitRejected(errors.RateLimitRejected, httpx.TransportError):
     """A :class:`~httpx_resilience.RateLimitRejected` raised through the HTTP layer."""
 
@@ -70,6 +74,7 @@ declare(
         errors.BrokenCircuitError: BrokenCircuitError,
         errors.IsolatedCircuitError: IsolatedCircuitError,
         errors.BulkheadRejected: BulkheadRejected,
+        errors.ConcurrencyLimitRejected: ConcurrencyLimitRejected,
         errors.RateLimitRejected: RateLimitRejected,
         errors.ThrottleRejected: ThrottleRejected,
         errors.PacingRejected: PacingRejected,

@@ -18,8 +18,11 @@ from ..context import Context, _new_context, _new_report
 from ..errors import (
     BrokenCircuitError,
     BulkheadRejected,
+    ConcurrencyLimitRejected,
+    PacingRejected,
     RateLimitRejected,
     ResilienceError,
+    ThrottleRejected,
 )
 from ..outcome import Outcome
 from ..pipeline import Pipeline
@@ -211,7 +214,14 @@ def exchange_failed(context: Context, exc: Exception) -> Exception:
     return exc
 
 
-_NOT_SENT = (BrokenCircuitError, BulkheadRejected, RateLimitRejected)
+_NOT_SENT = (
+    BrokenCircuitError,
+    BulkheadRejected,
+    ConcurrencyLimitRejected,
+    PacingRejected,
+    RateLimitRejected,
+    ThrottleRejected,
+)
 
 
 def never_sent(outcome: Outcome[Any], context: Context) -> bool:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import cachetools
 
+from .._names import callable_name
 from .._validate import at_least
+from ._options import Options, vars_of
 
 S = TypeVar("S")
 
@@ -116,3 +118,16 @@ class Partitions(Generic[S]):
     def items(self) -> Iterator[tuple[str, S]]:
         """The cached partitions, least recently used first."""
         return iter(list(self._cache.items()))
+
+
+def described_options(
+    options: Options, key: Callable[..., str] | None, partitions: Partitions[Any], **extra: object
+) -> dict[str, Any]:
+    """A partitioned policy's options as its ``describe()`` shows them: its options class,
+    ``extra`` (the callables it names), then how it is partitioned."""
+    return {
+        **vars_of(options),
+        **extra,
+        "key": None if key is None else callable_name(key),
+        "max_partitions": partitions.max_partitions,
+    }

@@ -31,15 +31,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._clock import SYSTEM_CLOCK, Clock
-from .._names import callable_name
 from .._validate import POSITIVE, Rule, integer, window_problem
 from ..context import Context
 from ..errors import ThrottleRejected
 from ..outcome import Outcome, _is_rejection, predicate_text
 from ..priority import Priority, rank
 from ..telemetry import PolicyEvents
-from ._options import Options, Problem, option, vars_of
-from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
+from ._options import Options, Problem, option
+from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions, described_options
 from ._windows import TimeWindow
 
 __all__ = ["AdaptiveThrottlePolicyOptions", "AdaptiveThrottler"]
@@ -160,12 +159,12 @@ class AdaptiveThrottler:
         now = self._monotonic()
         return {
             "policy": "adaptive_throttle",
-            "options": {
-                **vars_of(self._options),
-                "handle": None if self._handle is None else predicate_text(self._handle),
-                "key": None if self._key is None else callable_name(self._key),
-                "max_partitions": self._partitions.max_partitions,
-            },
+            "options": described_options(
+                self._options,
+                self._key,
+                self._partitions,
+                handle=None if self._handle is None else predicate_text(self._handle),
+            ),
             "state": {
                 "partitions": {key: self._counts(window, now) for key, window in windows.items()}
             },

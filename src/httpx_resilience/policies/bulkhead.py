@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._clock import SYSTEM_CLOCK, Clock
-from .._names import callable_name
 from .._validate import NON_NEGATIVE, integer
 from ..context import Context
 from ..errors import BulkheadRejected
 from ..telemetry import PolicyEvents
-from ._options import Options, option, vars_of
-from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
+from ._options import Options, option
+from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions, described_options
 from ._waiters import WaitQueue, where
 
 __all__ = ["Bulkhead", "BulkheadPolicyOptions"]
@@ -106,11 +105,11 @@ class Bulkhead:
             occupancy = {k: (c.active, len(c.waiters)) for k, c in self._partitions.items()}
         return {
             "policy": "bulkhead",
-            "options": {
-                **vars_of(self._options),
-                "key": None if self._key is None else callable_name(self._key),
-                "max_partitions": self._partitions.max_partitions,
-            },
+            "options": described_options(
+                self._options,
+                self._key,
+                self._partitions,
+            ),
             "state": {
                 "partitions": {
                     k: {"active": active, "queued": queued}

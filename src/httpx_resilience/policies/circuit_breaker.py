@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._clock import SYSTEM_CLOCK, Clock
-from .._names import callable_name
 from .._validate import POSITIVE, RATIO, Rule, choice, integer
 from ..context import Context
 from ..errors import BrokenCircuitError, IsolatedCircuitError
 from ..outcome import Outcome, _is_rejection, predicate_text
 from ..telemetry import PolicyEvents
-from ._options import Options, Problem, option, vars_of
-from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
+from ._options import Options, Problem, option
+from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions, described_options
 from ._windows import MAX_WINDOW_SIZE, Circuit, CircuitState, CountWindow, TimeWindow
 
 __all__ = ["CircuitBreaker", "CircuitBreakerPolicyOptions", "CircuitState"]
@@ -217,12 +216,12 @@ class CircuitBreaker:
         partitioned = self._key is not None
         return {
             "policy": "circuit_breaker",
-            "options": {
-                **vars_of(self._options),
-                "handle": None if self._handle is None else predicate_text(self._handle),
-                "key": None if self._key is None else callable_name(self._key),
-                "max_partitions": self._partitions.max_partitions,
-            },
+            "options": described_options(
+                self._options,
+                self._key,
+                self._partitions,
+                handle=None if self._handle is None else predicate_text(self._handle),
+            ),
             "state": {
                 "isolated": self._isolated,
                 "partitions": {k: str(v) for k, v in self.partitions().items()}

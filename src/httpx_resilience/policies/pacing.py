@@ -29,14 +29,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._clock import SYSTEM_CLOCK, Clock
-from .._names import callable_name
 from .._validate import BOOLEAN, NON_NEGATIVE
 from ..context import Context, by_origin
 from ..errors import PacingRejected
 from ..outcome import Outcome
 from ..telemetry import PolicyEvents
-from ._options import Options, option, vars_of
-from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
+from ._options import Options, option
+from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions, described_options
 from ._waiters import where
 
 __all__ = ["Pacing", "PacingPolicyOptions"]
@@ -213,11 +212,11 @@ class Pacing:
         gates = [("", self._gate)] if self._key is None else list(self._partitions.items())
         return {
             "policy": "pacing",
-            "options": {
-                **vars_of(self._options),
-                "key": None if self._key is None else callable_name(self._key),
-                "max_partitions": self._partitions.max_partitions,
-            },
+            "options": described_options(
+                self._options,
+                self._key,
+                self._partitions,
+            ),
             "state": {"partitions": {key: _gate_state(gate, now) for key, gate in gates}},
         }
 

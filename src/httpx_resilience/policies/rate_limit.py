@@ -21,14 +21,13 @@ from typing import Any, NoReturn, TypeVar
 import cachetools
 
 from .._clock import SYSTEM_CLOCK, Clock
-from .._names import callable_name
 from .._validate import NON_NEGATIVE, POSITIVE, Rule, rate_problem
 from ..backends import RateLimitBackend, StoreUnavailable, TokenStore
 from ..context import Context
 from ..errors import RateLimitRejected
 from ..telemetry import PolicyEvents
-from ._options import Options, Problem, option, vars_of
-from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions
+from ._options import Options, Problem, option
+from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions, described_options
 from ._waiters import WaitQueue, where
 
 __all__ = ["RateLimiter", "RateLimiterPolicyOptions"]
@@ -176,9 +175,7 @@ class RateLimiter:
         return {
             "policy": "rate_limit",
             "options": {
-                **vars_of(self._options),
-                "key": None if self._key is None else callable_name(self._key),
-                "max_partitions": self._partitions.max_partitions,
+                **described_options(self._options, self._key, self._partitions),
                 "backend": None if self._shared is None else "shared",
             },
             "state": {"tokens": tokens},

@@ -64,6 +64,7 @@ from ._routing import _route_problems as _route_problems
 from ._routing import _url_route as _url_route
 from ._schema import _OFF as _OFF
 from ._schema import DEFAULT_PROFILE as DEFAULT_PROFILE
+from ._schema import AdaptiveLimitOptions as AdaptiveLimitOptions
 from ._schema import AdaptiveThrottleOptions as AdaptiveThrottleOptions
 from ._schema import AlternateOptions as AlternateOptions
 from ._schema import BudgetOptions as BudgetOptions
@@ -91,6 +92,7 @@ from ._values import _show_url as _show_url
 from ._values import masked_url as masked_url
 
 __all__ = [
+    "AdaptiveLimitOptions",
     "AdaptiveThrottleOptions",
     "AlternateOptions",
     "BudgetOptions",

@@ -11,6 +11,7 @@ from ..context import by_origin
 from ..errors import ConfigError
 from ..pipeline import Pipeline, Policy
 from ..policies._options import vars_of
+from ..policies.adaptive_limit import AdaptiveLimiter, AdaptiveLimitPolicyOptions
 from ..policies.adaptive_throttle import AdaptiveThrottlePolicyOptions, AdaptiveThrottler
 from ..policies.budget import RetryBudget
 from ..policies.bulkhead import Bulkhead, BulkheadPolicyOptions
@@ -120,6 +121,11 @@ _POLICIES: dict[str, Callable[[Any, _Parts], Policy]] = {
     ),
     "pacing": lambda options, parts: Pacing(
         **options._arguments(PacingPolicyOptions), **_partitioning(options), clock=parts.clock
+    ),
+    "adaptive_limit": lambda options, parts: AdaptiveLimiter(
+        **options._arguments(AdaptiveLimitPolicyOptions),
+        **_partitioning(options),
+        clock=parts.clock,
     ),
     "bulkhead": lambda options, parts: Bulkhead(
         **options._arguments(BulkheadPolicyOptions), **_partitioning(options), clock=parts.clock

@@ -21,6 +21,7 @@ from .._validate import (
 from ..policies._options import vars_of
 from ..policies._partitions import DEFAULT_MAX_PARTITIONS
 from ..policies._standard import STANDARD
+from ..policies.adaptive_limit import AdaptiveLimitPolicyOptions
 from ..policies.adaptive_throttle import AdaptiveThrottlePolicyOptions
 from ..policies.budget import BudgetOptions as BudgetOptions
 from ..policies.bulkhead import BulkheadPolicyOptions
@@ -92,6 +93,15 @@ class PacingOptions(PacingPolicyOptions):
 
 
 @dataclass(frozen=True)
+class AdaptiveLimitOptions(AdaptiveLimitPolicyOptions):
+    """Options of an :class:`~httpx_resilience.AdaptiveLimiter` (``partition``: ``"origin"``,
+    one limit per scheme, host and port: the default, or ``"none"``)."""
+
+    partition: str = _field(_PARTITION, "origin")
+    max_partitions: int = _field(integer(1), DEFAULT_MAX_PARTITIONS)
+
+
+@dataclass(frozen=True)
 class RedisOptions(_Options):
     """A Redis server shared by every process: the rate limit's backend."""
 
@@ -156,9 +166,9 @@ class Profile(_Options):
 
     Each field is one policy, ``None`` when the profile has none. The pipeline they build is,
     outermost first: fallback, total timeout, retry, hedging, circuit breaker, adaptive
-    throttle, pacing, bulkhead, rate limit, attempt timeout. Polly's cross-policy rules are
-    enforced: the attempt timeout is at most the total timeout, and a time-window breaker
-    samples at least twice the attempt timeout.
+    throttle, pacing, adaptive limit, bulkhead, rate limit, attempt timeout. Polly's
+    cross-policy rules are enforced: the attempt timeout is at most the total timeout, and a
+    time-window breaker samples at least twice the attempt timeout.
 
     Attributes:
         retry_non_idempotent: Retry and hedge POST and PATCH requests of this profile even
@@ -172,6 +182,7 @@ class Profile(_Options):
     circuit_breaker: CircuitBreakerOptions | None = None
     adaptive_throttle: AdaptiveThrottleOptions | None = None
     pacing: PacingOptions | None = None
+    adaptive_limit: AdaptiveLimitOptions | None = None
     bulkhead: BulkheadOptions | None = None
     rate_limit: RateLimitOptions | None = None
     fallback: FallbackOptions | None = None
@@ -186,6 +197,7 @@ class Profile(_Options):
         "circuit_breaker",
         "adaptive_throttle",
         "pacing",
+        "adaptive_limit",
         "bulkhead",
         "rate_limit",
         "attempt_timeout",

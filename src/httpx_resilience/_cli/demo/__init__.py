@@ -1,10 +1,12 @@
 """``python -m httpx_resilience demo``: the same load through plain httpx and ResilientClient.
 
 Two identical local upstreams (one per client, so their loads never mix) misbehave the way the
-chosen scenario says; the same number of virtual users drive each client at the same pace; each
-upstream counts the requests it receives. At the end each client gets its figures (calls made,
-success rate, upstream requests per call, p50/p99 latency, failures by kind) and a takeaway
-computed from them.
+chosen scenario says; one schedule of calls drives both clients, open loop (each call starts on
+time whether or not the earlier ones have finished, as real traffic does), so both make the same
+calls at the same moments; each upstream counts the requests it receives. At the end each client
+gets its figures (calls, successes, success rate, upstream requests per call, p50/p99 latency,
+failures by kind; the share of upstream requests answered 429, and how soon after an outage the
+first call succeeded, where the scenario has them) and a takeaway computed from them.
 
 Everything that decides an upstream's answers comes from a ``random.Random`` seeded with
 ``--seed``, so two runs with the same options see the same sequence of faults (timings, and so
@@ -13,7 +15,7 @@ the exact figures, still vary a little from run to run).
 This module is the command (its arguments, :func:`command`); the package's other modules
 follow a run: ``options`` (what to run), ``scenarios`` (how the upstreams misbehave),
 ``figures`` (what each client's lane counts, its gauges), ``takeaway`` (what the figures say),
-``display`` (the tables, plain or live) and ``load`` (the upstreams, the virtual users,
+``display`` (the tables, plain or live) and ``load`` (the upstreams, the schedule of calls,
 :func:`run_demo`). Each imports only the ones before it.
 """
 
@@ -23,9 +25,9 @@ import argparse
 from collections.abc import Callable
 from typing import TypeVar
 
-from .display import PlainDisplay, format_timeline, make_display
+from .display import PlainDisplay, format_timeline, make_display, table_rows
 from .figures import ClientFigures, DemoSummary, Gauge, client_gauges, percentile
-from .load import run_demo
+from .load import run_demo, schedule
 from .options import DEFAULT_SEED, PLAIN_NAME, RESILIENT_NAME, DemoOptions
 from .scenarios import SCENARIOS
 from .takeaway import takeaway
@@ -47,6 +49,8 @@ __all__ = [
     "make_display",
     "percentile",
     "run_demo",
+    "schedule",
+    "table_rows",
     "takeaway",
 ]
 
@@ -83,7 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--users",
         type=_positive(int),
         default=DemoOptions.users,
-        help="concurrent virtual users per client (default: %(default)d)",
+        help=f"virtual users per client, each starting a GET every "
+        f"{DemoOptions.interval * 1000:.0f} ms whether or not its last one has finished "
+        "(default: %(default)d)",
     )
     parser.add_argument(
         "--seed",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIGURE_ROWS",
+    "SCENARIO_ROWS",
     "Display",
     "PlainDisplay",
     "RichDisplay",
@@ -35,6 +36,7 @@ _PLAIN_PROGRESS_SECONDS = 1.0
 #: rows follow.
 FIGURE_ROWS: tuple[tuple[str, Callable[[ClientFigures], str]], ...] = (
     ("calls", lambda f: str(f.logical_requests)),
+    ("successes", lambda f: str(f.successes)),
     ("success rate", lambda f: format_rate(f.success_rate)),
     ("upstream requests per call", lambda f: f"{f.upstream_per_request:.2f}"),
     ("p50 latency", lambda f: format_latency(f.p50)),
@@ -42,6 +44,25 @@ FIGURE_ROWS: tuple[tuple[str, Callable[[ClientFigures], str]], ...] = (
     ("failures", lambda f: format_counts(f.failures)),
 )
 
+
+def _after_outage(figures: ClientFigures) -> str:
+    if figures.first_success_after is None:
+        return "none yet"
+    return f"{format_latency(figures.first_success_after)} after it ended"
+
+
+#: Rows shown only when a scenario makes them mean something: each a label, whether the
+#: clients' figures call for it, and how to show one client's figure.
+SCENARIO_ROWS: tuple[
+    tuple[str, Callable[[ClientFigures], bool], Callable[[ClientFigures], str]], ...
+] = (
+    (
+        "upstream requests answered 429",
+        lambda f: f.upstream_429 > 0,
+        lambda f: format_rate(f.upstream_429_share),
+    ),
+    ("first success after the outage", lambda f: f.recovers_at is not None, _after_outage),
+)
 
 _TIMELINE_STEPS = 4
 
@@ -87,6 +108,11 @@ def table_rows(clients: Sequence[ClientFigures], *, end: float | None = None) ->
     rows = [["", *(figures.name for figures in clients)]]
     rows.extend([label, *(show(figures) for figures in clients)] for label, show in FIGURE_ROWS)
     rows.extend(
+        [label, *(show(figures) for figures in clients)]
+        for label, applies, show in SCENARIO_ROWS
+        if any(applies(figures) for figures in clients)
+    )
+    rows.extend(
         [name, *(_gauge_cell(figures, name, end) for figures in clients)]
         for name in _gauge_names(clients)
     )
@@ -103,8 +129,9 @@ def header(options: DemoOptions) -> str:
     )
     return (
         f"httpx-resilience demo: scenario {scenario.name!r}, seed {options.seed}, "
-        f"{options.users} virtual users per client, each making a GET every "
-        f"{options.interval * 1000:.0f} ms, for {length}.\n"
+        f"{options.users} virtual users per client, each starting a GET every "
+        f"{options.interval * 1000:.0f} ms whether or not its last one has finished (the same "
+        f"schedule for both clients), for {length}.\n"
         f"Upstreams (one per client, on 127.0.0.1): {scenario.describe(options)}."
     )
 
@@ -163,6 +190,8 @@ class PlainDisplay:
         self._print(plain_table(table_rows(summary.clients, end=summary.elapsed)))
         self._print()
         self._print(summary.takeaway)
+        if summary.lateness_note:
+            self._print(summary.lateness_note)
 
 
 class RichDisplay:
@@ -217,6 +246,8 @@ class RichDisplay:
         title = f"Summary after {summary.elapsed:.1f} s"
         self._console.print(self._table(title, summary.clients, end=summary.elapsed))
         self._console.print(summary.takeaway, highlight=False, markup=False)
+        if summary.lateness_note:
+            self._console.print(summary.lateness_note, highlight=False, markup=False)
 
 
 def make_display(options: DemoOptions, out: TextIO | None = None) -> Display:

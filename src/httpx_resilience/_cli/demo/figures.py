@@ -70,6 +70,7 @@ class ClientFigures:
     Attributes:
         name: Which client.
         logical_requests: Calls that finished (each ``client.get`` is one, whatever it took).
+        started: Calls started, finished or not (the upstream's requests belong to them).
         successes: Calls answered 2xx.
         upstream_requests: Requests the client's upstream received.
         p50: Median latency of the calls, in seconds (``None`` before the first call ends).
@@ -78,6 +79,11 @@ class ClientFigures:
         retries_stopped: Failed calls whose retrying was cut short, by the report's
             ``retry_stopped`` reason (``"budget"``...).
         gauges: Each gauge's timeline, by gauge name.
+        upstream_429: Upstream requests answered 429 (Too Many Requests).
+        recovers_at: When the upstream was healthy again after an outage (seconds into the
+            load), in a scenario that has one; else ``None``.
+        first_success_after: Seconds from ``recovers_at`` to the first call that succeeded
+            after it (``None``: none yet, or no outage).
     """
 
     name: str
@@ -89,6 +95,15 @@ class ClientFigures:
     failures: tuple[tuple[str, int], ...]
     retries_stopped: tuple[tuple[str, int], ...] = ()
     gauges: dict[str, Timeline] = field(default_factory=dict)
+    upstream_429: int = 0
+    started: int = 0
+    recovers_at: float | None = None
+    first_success_after: float | None = None
+
+    @property
+    def upstream_429_share(self) -> float:
+        """Upstream requests answered 429, as a share of all of them (0 before the first)."""
+        return self.upstream_429 / self.upstream_requests if self.upstream_requests else 0.0
 
     @property
     def success_rate(self) -> float:
@@ -97,10 +112,11 @@ class ClientFigures:
 
     @property
     def upstream_per_request(self) -> float:
-        """Upstream requests per call (0 before the first call)."""
-        if not self.logical_requests:
-            return 0.0
-        return self.upstream_requests / self.logical_requests
+        """Upstream requests per call started (0 before the first call)."""
+        # Open loop, many calls are under way at any moment, and their requests already
+        # reached the upstream: divide by the calls started (all of them finish in the end).
+        calls = max(self.started, self.logical_requests)
+        return self.upstream_requests / calls if calls else 0.0
 
 
 @dataclass(frozen=True)
@@ -112,12 +128,26 @@ class DemoSummary:
         elapsed: Seconds from the first call to the end of the last one.
         clients: Plain httpx first, then ResilientClient.
         takeaway: The plain-English conclusion.
+        late: Seconds the latest call started after its time in the schedule (a busy machine
+            makes the load lighter than asked, for both clients alike).
     """
 
     options: DemoOptions
     elapsed: float
     clients: tuple[ClientFigures, ...]
     takeaway: str
+    late: float = 0.0
+
+    @property
+    def lateness_note(self) -> str:
+        """A sentence when calls started noticeably late, else ``""``."""
+        if self.late < _NOTICEABLY_LATE:
+            return ""
+        return (
+            f"Note: calls started up to {self.late:.1f} s after their time (this process could "
+            "not keep the schedule on a busy machine), so both clients had a lighter load than "
+            "asked, spread over a longer time."
+        )
 
     def client(self, name: str) -> ClientFigures:
         """The figures of the client called ``name``."""
@@ -125,6 +155,9 @@ class DemoSummary:
             if figures.name == name:
                 return figures
         raise KeyError(name)
+
+
+_NOTICEABLY_LATE = 0.1
 
 
 def percentile(ordered: Sequence[float], fraction: float) -> float | None:
@@ -144,22 +177,39 @@ class Lane:
         client: httpx.AsyncClient,
         upstream: LoopbackServer,
         gauges: Sequence[Gauge] = (),
+        recovers_at: float | None = None,
     ) -> None:
         self.name = name
         self.client = client
         self.upstream = upstream
         self.gauges = list(gauges)
+        self.recovers_at = recovers_at
+        self.first_success_after: float | None = None
+        # Written by the upstream's thread only (one request at a time), read by the loop's.
+        self.upstream_429 = 0
         self.started = 0
         self.successes = 0
         self.failures: Counter[str] = Counter()
         self.retries_stopped: Counter[str] = Counter()
         self.latencies: list[float] = []
 
-    def record(self, latency: float, failure: str | None, report: ExecutionReport | None) -> None:
-        """Count one finished call."""
+    def record(
+        self,
+        latency: float,
+        failure: str | None,
+        report: ExecutionReport | None,
+        finished_at: float = 0.0,
+    ) -> None:
+        """Count one finished call, which ended ``finished_at`` seconds into the load."""
         self.latencies.append(latency)
         if failure is None:
             self.successes += 1
+            if (
+                self.recovers_at is not None
+                and self.first_success_after is None
+                and finished_at >= self.recovers_at
+            ):
+                self.first_success_after = finished_at - self.recovers_at
             return
         self.failures[failure] += 1
         if report is not None and report.retry_stopped is not None:
@@ -183,6 +233,10 @@ class Lane:
             failures=tuple(self.failures.most_common()),
             retries_stopped=tuple(self.retries_stopped.most_common()),
             gauges={gauge.name: tuple(gauge.changes) for gauge in self.gauges},
+            upstream_429=self.upstream_429,
+            started=self.started,
+            recovers_at=self.recovers_at,
+            first_success_after=self.first_success_after,
         )
 
 

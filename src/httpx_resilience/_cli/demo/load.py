@@ -1,11 +1,12 @@
-"""The load: two loopback upstreams, the virtual users driving each client, and
+"""The load: two loopback upstreams, one open-loop schedule of calls driving both clients, and
 :func:`run_demo`, which runs it all on a fresh event loop."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO
 
 import anyio
@@ -19,7 +20,7 @@ from .options import PLAIN_NAME, RESILIENT_NAME, DemoOptions
 from .scenarios import SCENARIOS, Fate
 from .takeaway import takeaway
 
-__all__ = ["LoadClock", "run_demo"]
+__all__ = ["LoadClock", "run_demo", "schedule"]
 
 _REFRESH_SECONDS = 0.25
 
@@ -39,41 +40,63 @@ class LoadClock:
         return time.monotonic() - self.began
 
 
-def _handler(fate: Fate, clock: LoadClock) -> Callable[[ReceivedRequest], Reply]:
+def _handler(fate: Fate, clock: LoadClock, lane: Lane) -> Callable[[ReceivedRequest], Reply]:
     def handle(request: ReceivedRequest) -> Reply:
-        return fate(clock.elapsed())
+        reply = fate(clock.elapsed())
+        if reply.status == 429:
+            lane.upstream_429 += 1
+        return reply
 
     return handle
 
 
-async def _call(lane: Lane, url: str) -> None:
+async def _call(lane: Lane, url: str, clock: LoadClock) -> None:
     began = time.perf_counter()
     try:
         response = await lane.client.get(url)
     except _flavour.HTTP_ERRORS as exc:  # httpx's or httpx2's
-        lane.record(time.perf_counter() - began, type(exc).__name__, None)
+        lane.record(time.perf_counter() - began, type(exc).__name__, None, clock.elapsed())
         return
     latency = time.perf_counter() - began
     report = response.extensions.get("resilience")
     failure = None if response.is_success else f"HTTP {response.status_code}"
-    lane.record(latency, failure, report if isinstance(report, ExecutionReport) else None)
+    lane.record(
+        latency,
+        failure,
+        report if isinstance(report, ExecutionReport) else None,
+        clock.elapsed(),
+    )
 
 
-async def _virtual_user(lane: Lane, offset: float, options: DemoOptions, clock: LoadClock) -> None:
-    url = f"{lane.upstream.url}/item"
-    next_start = offset
-    while True:
-        await anyio.sleep(max(0.0, next_start - clock.elapsed()))
+def schedule(options: DemoOptions) -> Iterator[float]:
+    """When each call starts (seconds into the load): every user starts a call each
+    ``interval``, the users spread evenly over it so the load is even from the start."""
+    step = options.interval / options.users
+    for index in itertools.count():
+        at = index * step
         if options.requests is not None:
-            if lane.started >= options.requests:
+            if index >= options.requests:
                 return
-        elif clock.elapsed() >= options.duration:
+        elif at >= options.duration:
             return
-        lane.started += 1
-        await _call(lane, url)
-        # Keep the pace, but a user whose call overran its slot goes on at once rather than
-        # making up for the calls it missed.
-        next_start = max(next_start + options.interval, clock.elapsed())
+        yield at
+
+
+async def _open_loop(lanes: Sequence[Lane], options: DemoOptions, clock: LoadClock) -> float:
+    # Open loop, as real traffic is: each call starts on time whether or not the earlier ones
+    # have finished, and both clients get the same calls at the same moments, so their counts
+    # compare. Only the calls still running are kept (by the task group).
+    urls = [f"{lane.upstream.url}/item" for lane in lanes]
+    late = 0.0
+    async with anyio.create_task_group() as calls:
+        for at in schedule(options):
+            await anyio.sleep(max(0.0, at - clock.elapsed()))
+            # A busy machine can keep this loop from starting calls on time: say so at the end.
+            late = max(late, clock.elapsed() - at)
+            for lane, url in zip(lanes, urls, strict=True):
+                lane.started += 1
+                calls.start_soon(_call, lane, url, clock)
+    return late
 
 
 async def _refresh(lanes: Sequence[Lane], display: Display, clock: LoadClock) -> None:
@@ -85,42 +108,47 @@ async def _refresh(lanes: Sequence[Lane], display: Display, clock: LoadClock) ->
         await anyio.sleep(_REFRESH_SECONDS)
 
 
-async def _drive(lanes: Sequence[Lane], options: DemoOptions, display: Display) -> float:
+async def _drive(
+    lanes: Sequence[Lane], options: DemoOptions, display: Display
+) -> tuple[float, float]:
     clock = LoadClock()
     for lane in lanes:
         fate = SCENARIOS[options.scenario].make_fate(random.Random(options.seed), options)
-        lane.upstream.set_handler(_handler(fate, clock))
+        lane.upstream.set_handler(_handler(fate, clock, lane))
     clock.start()
     async with anyio.create_task_group() as refresher:
         refresher.start_soon(_refresh, lanes, display, clock)
-        async with anyio.create_task_group() as users:
-            for lane in lanes:
-                for index in range(options.users):
-                    # Spread the users over one interval so the load is even from the start.
-                    offset = index * options.interval / options.users
-                    users.start_soon(_virtual_user, lane, offset, options, clock)
+        late = await _open_loop(lanes, options, clock)
         elapsed = clock.elapsed()
         refresher.cancel_scope.cancel()
     for lane in lanes:
         lane.sample(elapsed)
-    return elapsed
+    return elapsed, late
 
 
 async def _run(options: DemoOptions, display: Display) -> DemoSummary:
     scenario = SCENARIOS[options.scenario]
+    recovers_at = scenario.recovers_at(options) if scenario.recovers_at is not None else None
     with LoopbackServer() as plain_upstream, LoopbackServer() as resilient_upstream:
         plain_client, resilient_client = options.client_classes()
         async with plain_client() as plain, resilient_client() as resilient:
             lanes = [
-                Lane(PLAIN_NAME, plain, plain_upstream),
-                Lane(RESILIENT_NAME, resilient, resilient_upstream, client_gauges(resilient)),
+                Lane(PLAIN_NAME, plain, plain_upstream, recovers_at=recovers_at),
+                Lane(
+                    RESILIENT_NAME,
+                    resilient,
+                    resilient_upstream,
+                    client_gauges(resilient),
+                    recovers_at=recovers_at,
+                ),
             ]
-            elapsed = await _drive(lanes, options, display)
+            elapsed, late = await _drive(lanes, options, display)
     plain_figures, resilient_figures = (lane.figures() for lane in lanes)
     return DemoSummary(
         options=options,
         elapsed=elapsed,
         clients=(plain_figures, resilient_figures),
+        late=late,
         takeaway=takeaway(scenario, plain_figures, resilient_figures),
     )
 

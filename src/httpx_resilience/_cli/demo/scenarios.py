@@ -32,12 +32,16 @@ class Scenario:
         describe: What the upstream does, for the header of the output.
         make_fate: A new upstream's answering function, drawing from the given random source.
         note: What the standard pipeline can and cannot do about it, ending the takeaway.
+        recovers_at: When the upstream is healthy again after an outage (seconds into the
+            load), for the scenarios that have one: the demo reports how soon after it each
+            client's first success came.
     """
 
     name: str
     describe: Callable[[DemoOptions], str]
     make_fate: Callable[[random.Random, DemoOptions], Fate]
     note: str
+    recovers_at: Callable[[DemoOptions], float] | None = None
 
 
 def _jitter(rng: random.Random) -> float:
@@ -119,6 +123,45 @@ def _rate_limited_fate(rng: random.Random, options: DemoOptions) -> Fate:
     return fate
 
 
+def _outage_end(options: DemoOptions) -> float:
+    return _outage_window(options)[1]
+
+
+_OVERLOAD_WORKERS = 4
+_OVERLOAD_SHARE = 0.5
+
+
+def _overload_service(options: DemoOptions) -> float:
+    # Serving half of what the users offer: twice as many calls arrive as the upstream can take.
+    return _OVERLOAD_WORKERS / (_OVERLOAD_SHARE * options.offered_rate)
+
+
+def _overloaded_fate(rng: random.Random, options: DemoOptions) -> Fate:
+    service = _overload_service(options)
+    free_at = [0.0] * _OVERLOAD_WORKERS
+
+    def fate(elapsed: float) -> Reply:
+        # K workers and a first-come-first-served queue of any length: a request arriving now
+        # starts when the first worker is free and occupies it for the service time, whether or
+        # not its caller is still waiting by then (the server never notices one who left).
+        # Requests arrive one at a time on the server's single thread, so this needs no lock.
+        worker = min(range(_OVERLOAD_WORKERS), key=free_at.__getitem__)
+        done = max(elapsed, free_at[worker]) + service
+        free_at[worker] = done
+        return Reply(200, body=_BODY, delay=done - elapsed)
+
+    return fate
+
+
+def _describe_overloaded(options: DemoOptions) -> str:
+    service = _overload_service(options)
+    return (
+        f"serves {_OVERLOAD_WORKERS} requests at a time, {service * 1000:.0f} ms each "
+        f"({_OVERLOAD_WORKERS / service:.0f}/s), first come first served, queueing the rest "
+        f"without limit: offered {options.offered_rate:.0f} calls/s, twice what it can take"
+    )
+
+
 def _describe_outage(options: DemoOptions) -> str:
     begins, ends = _outage_window(options)
     return (
@@ -146,6 +189,7 @@ SCENARIOS: dict[str, Scenario] = {
             "In a total outage no retry can succeed until it ends (the calls saved straddled its "
             "edges); what counts is how little extra load the client puts on the dead upstream, "
             "where three attempts per call would triple it.",
+            _outage_end,
         ),
         Scenario(
             "slow",
@@ -167,6 +211,14 @@ SCENARIOS: dict[str, Scenario] = {
             _rate_limited_fate,
             "Honouring Retry-After slows the caller down to what the server accepts: calls "
             "succeed later instead of failing now.",
+        ),
+        Scenario(
+            "overloaded",
+            _describe_overloaded,
+            _overloaded_fate,
+            "Past its capacity an upstream only queues: each call it accepts waits behind the "
+            "others, and a call retried after a timeout joins the queue again. What helps is to "
+            "send it no more than it can serve and to fail the rest at once.",
         ),
     )
 }

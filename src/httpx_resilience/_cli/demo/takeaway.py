@@ -76,19 +76,6 @@ def _latency_sentence(plain: ClientFigures, resilient: ClientFigures) -> str:
     return f"Tail latency was about the same ({change})."
 
 
-def _pace_sentence(plain: ClientFigures, resilient: ClientFigures) -> str:
-    # The users wait for each call before making the next, so time a client spends waiting
-    # between tries is time its users do not spend making calls: say so, since it also shifts
-    # which part of the run the calls fall in.
-    if resilient.logical_requests >= 0.9 * plain.logical_requests:
-        return ""
-    return (
-        f"Its users made {resilient.logical_requests} calls against plain httpx's "
-        f"{plain.logical_requests}: each user waits for a call to end before making the next, "
-        "so time spent waiting between tries is time not spent making new calls."
-    )
-
-
 #: Failures raised by the client's own policies before the upstream was called, and why.
 _REJECTIONS = {
     BrokenCircuitError.__name__: "its circuit breaker was open",
@@ -135,7 +122,6 @@ def takeaway(scenario: Scenario, plain: ClientFigures, resilient: ClientFigures)
     sentences = [
         _headline(plain, resilient),
         _latency_sentence(plain, resilient),
-        _pace_sentence(plain, resilient),
         _leftover_sentence(resilient),
         _rejection_sentence(resilient),
         scenario.note,

@@ -1,0 +1,477 @@
+"""Adaptive concurrency limit: a bulkhead that finds its own size from round-trip times.
+
+An overloaded dependency answers late before it answers with errors: requests queue up in
+front of it. The limiter measures each call's round trip against the fastest it has seen (the
+*baseline*, the time with no queue in front of the dependency) and estimates how many of its
+calls are queued there: ``limit x (1 - baseline / rtt)``. It raises the limit while that queue
+is short and lowers it when the queue grows, as TCP Vegas does with a congestion window (the
+algorithm of Netflix's concurrency-limits ``VegasLimit``, rewritten here; docs/adaptive-limit.md
+says why this one and gives the figures). A timeout or a ``429``/``503`` answer cuts the limit
+by a tenth at once. Calls beyond the limit wait in a short queue (``max_queue``, never past the
+context's deadline) or are refused with :class:`~httpx_resilience.ConcurrencyLimitRejected`, so
+the excess fails in microseconds instead of waiting for a dependency that cannot serve it.
+
+The baseline is refreshed every ``probe_interval`` seconds: the limit halves until one call that
+started after the halving has answered, and that answer is the new baseline. So a dependency
+that became slower for good (not more loaded) is measured again, and a baseline can never be
+stuck on round trips that had a queue in them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .._clock import SYSTEM_CLOCK, Clock, wait_for_event
+from .._validate import NON_NEGATIVE, POSITIVE, RATIO, integer
+from ..context import Context, by_origin
+from ..errors import ConcurrencyLimitRejected, TimeoutRejected
+from ..telemetry import PolicyEvents
+from ._options import Options, Problem, option
+from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions, described_options
+from ._waiters import WaitQueue, _Waiter, where
+
+__all__ = ["AdaptiveLimitPolicyOptions", "AdaptiveLimiter"]
+
+T = TypeVar("T")
+
+# Answers that say the dependency is overloaded (Too Many Requests, Service Unavailable).
+_OVERLOAD_STATUSES = frozenset({429, 503})
+
+# The queue the limit keeps in front of the dependency, in steps of max(1, log10(limit)) calls:
+# grow fast up to _GROW_FAST, grow up to _GROW, hold up to _SHRINK, shrink beyond.
+_GROW_FAST = 1.0
+_GROW = 2.0
+_SHRINK = 4.0
+
+# At most one limit_changed event per partition in this many seconds of the policy's clock.
+_EVENT_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class AdaptiveLimitPolicyOptions(Options):
+    """The plain-data options of an :class:`AdaptiveLimiter` (see it for each), validated when
+    built; a profile's :class:`~httpx_resilience.profiles.AdaptiveLimitOptions` adds how it is
+    partitioned."""
+
+    min_limit: int = option(integer(1), 1)
+    max_limit: int = option(integer(1), 1000)
+    initial_limit: int = option(integer(1), 20)
+    max_queue: int | None = option(integer(0), None, optional=True)
+    queue_timeout: float | None = option(NON_NEGATIVE, None, optional=True)
+    backoff_ratio: float = option(RATIO, 0.9)
+    probe_interval: float = option(POSITIVE, 10.0)
+    sheddable_share: float = option(RATIO, 0.75)
+
+    def _cross_checks(self) -> list[Problem]:
+        limits = (self.min_limit, self.max_limit, self.initial_limit)
+        if not all(isinstance(n, int) for n in limits):
+            return []  # already refused (a shadow of invalid options)
+        if self.min_limit > self.max_limit:
+            text = f"at most max_limit ({self.max_limit})"
+            got = f"expected {text}, got {self.min_limit}"
+            return [Problem("min_limit", got, f"must be {text}")]
+        if not self.min_limit <= self.initial_limit <= self.max_limit:
+            text = f"between min_limit ({self.min_limit}) and max_limit ({self.max_limit})"
+            return [Problem("initial_limit", f"expected {text}", f"must be {text}")]
+        return []
+
+
+class _CriticalWaiter(_Waiter):
+    """A waiter of a ``"critical"`` call: queued ahead of the others."""
+
+    __slots__ = ()
+
+
+class _Partition(WaitQueue):
+    """The permits, queue and estimate of one partition.
+
+    ``limit`` is the estimate (a float, moved by fractions); ``admit`` is the whole number of
+    calls let in at once, and ``shed_below`` the in-flight count from which ``"sheddable"``
+    calls are refused: both derived from it whenever it moves, so that taking a permit is two
+    integer comparisons.
+    """
+
+    __slots__ = (
+        "admit",
+        "baseline",
+        "changed_at",
+        "last_rtt",
+        "limit",
+        "next_probe",
+        "probe_from",
+        "reported",
+        "reported_at",
+        "shed_below",
+    )
+
+    def __init__(self, key: str | None, limit: float, now: float, share: float) -> None:
+        super().__init__(key)
+        self.limit = limit
+        self.admit = int(limit)
+        self.shed_below = max(1, int(limit * share))
+        self.baseline = math.inf  # the fastest round trip seen since the last probe
+        self.last_rtt: float | None = None
+        self.changed_at = now  # when the limit last moved
+        self.next_probe = now  # the first sample sets the schedule
+        self.probe_from: float | None = None  # while probing: samples must start after this
+        self.reported = self.admit
+        self.reported_at = -math.inf
+
+    def grant(self) -> None:
+        """Hand free permits to the waiters, first in line first."""
+        waiters = self.waiters
+        while waiters and self.active < self.admit:
+            waiter = waiters.popleft()
+            waiter.granted = True
+            waiter.event.set()
+            self.active += 1
+
+    def release(self) -> None:
+        """Give up a permit, to the first waiter if the limit (which may have shrunk) allows."""
+        self.active -= 1
+        if self.waiters:
+            self.grant()
+
+
+class AdaptiveLimiter:
+    """Limit concurrent calls to a number that adapts to how the dependency answers.
+
+    Args:
+        min_limit: The limit never goes below this many calls in flight.
+        max_limit: The limit never goes above this many.
+        initial_limit: The limit of a new partition, before any measurement.
+        max_queue: Calls allowed to wait for a permit when all are in use (0: refuse at once;
+            ``None``: half the current limit, so that a wait stays within about half a round
+            trip).
+        queue_timeout: Longest wait in the queue, in seconds (``None``: until a permit frees or
+            the context's deadline).
+        backoff_ratio: The limit is multiplied by this on a timeout or a ``429``/``503``
+            answer (while the limit was in use, at least half of it).
+        probe_interval: Seconds between two measurements of the baseline round trip (the limit
+            halves until a call started after the halving has answered).
+        sheddable_share: A ``"sheddable"`` call is refused once this share of the limit is in
+            flight, and never queued; a ``"critical"`` one queues ahead of the others.
+        key: A function of the :class:`~httpx_resilience.Context` naming the partition (one
+            limit per key); by default :func:`~httpx_resilience.by_origin`, one limit per
+            scheme, host and port (a single one outside the HTTP layer); ``None`` for one in
+            all.
+        max_partitions: Partitions kept at most.
+        clock: The clock that round trips and queue waits are measured on (default: the system
+            clock).
+
+    What counts: a call's round trip (on ``clock``) is a sample when the call returned (a
+    response, whatever its status, other than ``429``/``503``). A timeout
+    (:class:`~httpx_resilience.TimeoutRejected`) or a ``429``/``503`` answer is a *drop*:
+    the limit backs off. Other exceptions, rejections by policies inside and cancellations are
+    not samples: they say nothing about the dependency's queue.
+    """
+
+    __slots__ = (
+        "_backoff_ratio",
+        "_clock",
+        "_events",
+        "_initial_limit",
+        "_key",
+        "_max_limit",
+        "_max_queue",
+        "_min_limit",
+        "_monotonic",
+        "_options",
+        "_partitions",
+        "_probe_interval",
+        "_queue_timeout",
+        "_sheddable_share",
+        "_single",
+    )
+
+    # Kept from the options (see Options._keep).
+    _min_limit: int
+    _max_limit: int
+    _initial_limit: int
+    _max_queue: int | None
+    _queue_timeout: float | None
+    _backoff_ratio: float
+    _probe_interval: float
+    _sheddable_share: float
+
+    def __init__(
+        self,
+        *,
+        min_limit: int = 1,
+        max_limit: int = 1000,
+        initial_limit: int = 20,
+        max_queue: int | None = None,
+        queue_timeout: float | None = None,
+        backoff_ratio: float = 0.9,
+        probe_interval: float = 10.0,
+        sheddable_share: float = 0.75,
+        key: Callable[[Context], str] | None = by_origin,
+        max_partitions: int = DEFAULT_MAX_PARTITIONS,
+        clock: Clock | None = None,
+    ) -> None:
+        self._options = AdaptiveLimitPolicyOptions._of_arguments("AdaptiveLimiter", locals())
+        self._options._keep(self)  # self._min_limit, self._max_limit...
+        if key is not None and not callable(key):
+            raise ValueError(f"AdaptiveLimiter: key must be a function of the context, got {key!r}")
+        self._key = key
+        self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._monotonic = self._clock.monotonic
+        self._events = PolicyEvents("adaptive_limit", self._clock)
+        self._single = self._new_partition(None)
+        self._partitions: Partitions[_Partition] = Partitions(
+            "AdaptiveLimiter", self._new_partition, max_partitions
+        )
+
+    def _new_partition(self, key: str | None) -> _Partition:
+        return _Partition(key, self._initial_limit, self._monotonic(), self._sheddable_share)
+
+    def describe(self) -> dict[str, Any]:
+        """The limiter's configuration, and each partition's limit, calls in flight and
+        queued, as plain data."""
+        if self._key is None:
+            partitions = [("", self._single)]
+        else:
+            partitions = list(self._partitions.items())
+        return {
+            "policy": "adaptive_limit",
+            "options": described_options(
+                self._options,
+                self._key,
+                self._partitions,
+            ),
+            "state": {
+                "partitions": {
+                    k: {
+                        "limit": p.admit,
+                        "in_flight": p.active,
+                        "queued": len(p.waiters),
+                        "baseline_rtt": None if p.baseline == math.inf else p.baseline,
+                    }
+                    for k, p in partitions
+                }
+            },
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"AdaptiveLimiter(min_limit={self._min_limit}, max_limit={self._max_limit}, "
+            f"initial_limit={self._initial_limit}, max_queue={self._max_queue}, "
+            f"partitioned={self._key is not None})"
+        )
+
+    def limit(self, key: str | None = None) -> int:
+        """The current limit of the limiter (``key=None`` when built with ``key=None``), or of
+        partition ``key`` (its initial limit if it has none yet)."""
+        partition = self._single if key is None else self._partitions.peek(key)
+        return self._initial_limit if partition is None else partition.admit
+
+    def occupancy(self, key: str | None = None) -> tuple[int, int]:
+        """``(calls in flight, calls queued)`` of the limiter, or of partition ``key``."""
+        partition = self._single if key is None else self._partitions.peek(key)
+        if partition is None:
+            return (0, 0)
+        return (partition.active, len(partition.waiters))
+
+    async def execute(self, next: Callable[[Context], Awaitable[T]], context: Context) -> T:
+        """Run ``next`` once a permit is free, and learn from its round trip."""
+        key = self._key
+        partition = self._single if key is None else self._partitions.get(key(context))
+        active = partition.active
+        if (
+            active < partition.admit
+            and not partition.waiters
+            and (active < partition.shed_below or context.priority != "sheddable")
+        ):
+            partition.active = active + 1  # a free permit: no waiting, no await
+        else:
+            await self._queue(partition, context)
+        monotonic = self._monotonic
+        start = monotonic()
+        try:
+            result = await next(context)
+        except TimeoutRejected:
+            self._learn(partition, context, start, monotonic(), dropped=True)
+            raise
+        except BaseException:
+            # A failure that is not about load, a rejection from inside or a cancellation:
+            # no sample. The permit goes back all the same.
+            partition.release()
+            raise
+        status = getattr(result, "status_code", None)
+        self._learn(partition, context, start, monotonic(), dropped=status in _OVERLOAD_STATUSES)
+        return result
+
+    # -- the limit ------------------------------------------------------------------------------
+
+    def _learn(
+        self, partition: _Partition, context: Context, start: float, now: float, *, dropped: bool
+    ) -> None:
+        """Move the limit from one sample, then give back its permit."""
+        try:
+            limit = self._estimate(partition, start, now, dropped)
+            if limit != partition.limit:
+                self._set(partition, context, limit, now)
+            if partition.admit != partition.reported:
+                # Also a move held back by the event interval, once the interval has passed.
+                self._report(partition, context, now)
+        finally:
+            partition.release()
+
+    def _estimate(self, p: _Partition, start: float, now: float, dropped: bool) -> float:
+        """The new limit after one sample (Vegas: the queue estimated from the round trip)."""
+        limit = p.limit
+        in_use = 2 * p.active >= limit  # else the caller, not the dependency, set the pace
+        if dropped:
+            return max(self._min_limit, limit * self._backoff_ratio) if in_use else limit
+        rtt = now - start
+        p.last_rtt = rtt
+        if p.probe_from is not None:
+            if start < p.probe_from:
+                return limit  # started before the probe: its queue is the old one
+            # The first answer to a call sent with the queue drained: the new baseline.
+            p.probe_from = None
+            p.baseline = rtt
+            p.next_probe = now + self._probe_interval
+            return limit
+        if in_use and now >= p.next_probe and p.baseline != math.inf:
+            p.probe_from = now
+            return max(float(self._min_limit), limit / 2)
+        if rtt < p.baseline:
+            p.baseline = rtt
+            if p.next_probe <= start:
+                p.next_probe = now + self._probe_interval
+        if not in_use or rtt <= 0 or start < p.changed_at:
+            # Not at the limit, or sent before the limit last moved: its round trip does not
+            # tell what the current limit does (one move per round trip, or the limit would
+            # swing past its mark on answers that lag behind it).
+            return limit
+        queued = limit * (1 - p.baseline / rtt)
+        step = max(1.0, math.log10(limit))  # thresholds grow slowly with the limit, as Vegas'
+        if queued <= _GROW_FAST * step:
+            limit += 2 * step  # next to no queue: grow fast
+        elif queued < _GROW * step:
+            limit += step
+        elif queued > _SHRINK * step:
+            # Half the excess at once: a queue far too long is cut within a few round trips.
+            limit -= max(step, (queued - _SHRINK * step) / 2)
+        else:
+            return limit  # a queue of the right length: hold
+        return min(float(self._max_limit), max(float(self._min_limit), limit))
+
+    def _set(self, p: _Partition, context: Context, limit: float, now: float) -> None:
+        p.limit = limit
+        p.changed_at = now
+        p.admit = int(limit)
+        p.shed_below = max(1, int(limit * self._sheddable_share))
+
+    def _report(self, p: _Partition, context: Context, now: float) -> None:
+        """Emit ``limit_changed``, at most once per ``_EVENT_INTERVAL`` per partition."""
+        if now - p.reported_at < _EVENT_INTERVAL:
+            return
+        self._events.emit(
+            context,
+            "limit_changed",
+            key=p.key,
+            timestamp=now,
+            limit=p.admit,
+            previous=p.reported,
+            in_flight=p.active,
+            queued=len(p.waiters),
+        )
+        p.reported = p.admit
+        p.reported_at = now
+
+    # -- waiting and refusing -------------------------------------------------------------------
+
+    async def _queue(self, partition: _Partition, context: Context) -> None:
+        now = self._monotonic()
+        priority = context.priority
+        if priority == "sheddable":
+            self._reject(partition, context, now, "shed")
+        timeout = self._queue_timeout
+        if context.deadline is not None:
+            left = context.deadline - now
+            timeout = left if timeout is None else min(timeout, left)
+        waiters = partition.waiters
+        if (timeout is not None and timeout <= 0) or (
+            len(waiters) >= self._room(partition) and not self._displace(waiters, priority)
+        ):
+            self._reject(partition, context, now, "full")
+        waiter: _Waiter
+        if priority == "critical":
+            # Ahead of every waiter that is not critical, behind the critical ones.
+            waiter = _CriticalWaiter()
+            ahead = 0
+            for other in waiters:
+                if not isinstance(other, _CriticalWaiter):
+                    break
+                ahead += 1
+            waiters.insert(ahead, waiter)
+        else:
+            waiter = _Waiter()
+            waiters.append(waiter)
+        try:
+            await wait_for_event(waiter.event, timeout, self._clock)
+        except BaseException:
+            if waiter.granted:
+                partition.release()
+            elif waiter in waiters:
+                waiters.remove(waiter)
+            raise
+        if not waiter.granted:
+            if waiter in waiters:
+                waiters.remove(waiter)
+                reason = "queue_timeout"
+            else:
+                reason = "displaced"  # a critical call took its place
+            self._reject(partition, context, self._monotonic(), reason)
+
+    def _room(self, partition: _Partition) -> int:
+        """The places in the queue: ``max_queue``, or by default half the limit."""
+        room = self._max_queue
+        return partition.admit // 2 if room is None else room
+
+    @staticmethod
+    def _displace(waiters: deque[_Waiter], priority: str) -> bool:
+        """Make room in a full queue for a critical call: the newest waiter that is not
+        critical leaves it, woken without a permit (and so refused). Whether there was one."""
+        if priority != "critical" or not waiters or isinstance(waiters[-1], _CriticalWaiter):
+            return False
+        waiters.pop().event.set()  # critical waiters are at the front: the last one is not
+        return True
+
+    def _reject(self, p: _Partition, context: Context, now: float, reason: str) -> None:
+        self._events.emit(
+            context,
+            "concurrency_limited",
+            key=p.key,
+            timestamp=now,
+            reason=reason,
+            priority=context.priority,
+            limit=p.admit,
+            in_flight=p.active,
+            queued=len(p.waiters),
+        )
+        limiter = where("the adaptive limit", p.key)
+        if reason == "shed":
+            message = (
+                f"{limiter} sheds sheddable calls under pressure ({p.active} calls in flight, "
+                f"limit {p.admit})"
+            )
+        elif reason == "displaced":
+            message = f"{limiter} gave this call's place in its queue to a critical call"
+        elif reason == "full":
+            message = (
+                f"{limiter} is reached ({p.active} of {p.admit} calls in flight, "
+                f"{len(p.waiters)} of {self._room(p)} queued)"
+            )
+        else:
+            message = f"{limiter} had no free permit in time ({p.active} of {p.admit} in flight)"
+        # A permit comes free, on average, every round trip divided by the calls in flight.
+        rtt = p.last_rtt
+        retry_after = None if rtt is None else rtt / max(1, p.admit)
+        raise ConcurrencyLimitRejected(message, retry_after=retry_after)
