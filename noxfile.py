@@ -46,12 +46,15 @@ def tests(session: nox.Session) -> None:
     unless ``HTTPX_RESILIENCE_REQUIRE_REDIS=1`` (as in ``.ci/run``) makes that a failure; nox
     passes the environment, that variable included, through to the tests.
 
+    The HTTP tests run on httpx and on httpx2; the ``httpx2`` extra installs it where it
+    installs (Python >= 3.11), and its runs are skipped elsewhere.
+
     trio behaves the same on every Python, while asyncio does not (the timeout's paths differ
     before 3.11): the oldest and the newest Python run both backends, the ones between asyncio
     only (``HTTPX_RESILIENCE_BACKENDS``), which keeps CI under ten minutes on two cores.
     ``HTTPX_RESILIENCE_BACKENDS=asyncio,trio nox -s tests`` runs both everywhere.
     """
-    session.install("-e", ".[cli,redis]", *DEV)
+    session.install("-e", ".[cli,redis,httpx2]", *DEV)
     env = {}
     if session.python not in (PYTHONS[0], PYTHONS[-1]):
         env["HTTPX_RESILIENCE_BACKENDS"] = os.environ.get("HTTPX_RESILIENCE_BACKENDS", "asyncio")
@@ -74,10 +77,12 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
-def typecheck(session: nox.Session) -> None:
+@nox.parametrize("httpx2", [True, False])
+def typecheck(session: nox.Session, httpx2: bool) -> None:
     """mypy --strict on the library and its tests, with every extra installed so their
-    imports are checked (for Python 3.10, the oldest supported: ``[tool.mypy]``)."""
-    session.install("-e", ".[cli,redis,otel]", *DEV)
+    imports are checked (for Python 3.10, the oldest supported: ``[tool.mypy]``); and once
+    without httpx2, an extra the library must type-check without."""
+    session.install("-e", ".[cli,redis,otel,httpx2]" if httpx2 else ".[cli,redis,otel]", *DEV)
     session.run("mypy", "--strict", "src", "tests")
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from .flavours import Flavour, make_flavour, parametrize_flavour
+
 
 def _backends() -> list[str]:
     """The backends to run on: both, unless ``HTTPX_RESILIENCE_BACKENDS`` (comma-separated)
@@ -39,3 +41,14 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The HTTP tests run once per flavour, httpx and httpx2 (see tests/flavours.py)."""
+    parametrize_flavour(metafunc)
+
+
+@pytest.fixture
+def flavour(request: pytest.FixtureRequest) -> Flavour:
+    """httpx or httpx2 (the test is parametrized over both)."""
+    return make_flavour(str(request.param))

@@ -22,6 +22,7 @@ from httpx_resilience._loopback import LoopbackServer, Reply
 from httpx_resilience.telemetry import OpenTelemetryListener
 from httpx_resilience.testing import FakeClock
 
+from ..flavours import httpx_only
 from .conftest import TEST_TIMEOUT
 
 pytestmark = pytest.mark.anyio
@@ -91,6 +92,7 @@ async def test_client_mode_traces_each_try_under_the_logical_call(
         instrumentor.uninstrument()
 
 
+@httpx_only  # opentelemetry-instrumentation-httpx instruments httpx's transports only
 async def test_transport_mode_traces_each_try_under_the_logical_call(
     exporter: tuple[TracerProvider, InMemorySpanExporter],
 ) -> None:

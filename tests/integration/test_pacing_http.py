@@ -10,7 +10,7 @@ import anyio
 import httpx
 import pytest
 
-from httpx_resilience import Pacing, PacingRejected, Pipeline
+from httpx_resilience import Pacing, PacingRejected, Pipeline, ResilienceTransport
 from httpx_resilience._loopback import LoopbackServer, ReceivedRequest, Reply
 from httpx_resilience.testing import FakeClock
 
@@ -201,6 +201,4 @@ async def test_bar_ratelimit_headers_in_real_time() -> None:
 
 
 def _resilient(pipeline: Pipeline) -> httpx.AsyncBaseTransport:
-    from httpx_resilience import ResilienceTransport
-
     return ResilienceTransport(pipeline)

@@ -21,6 +21,9 @@ response or an :class:`httpx.HTTPStatusError` carrying one). A 429 is backpressu
 dependency is up and asks for less, which a retry (waiting out ``Retry-After``) and a throttle
 answer; a breaker that opened on it refused everything while the dependency was serving. Give
 the breaker ``handle=transient`` to count 429s again.
+
+Everything here recognises the responses and errors of httpx2 as well as httpx's, whenever
+the application has imported httpx2.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import httpx
 from .._numbers import ascii_decimal, ascii_int
 from ..errors import TimeoutRejected
 from ..outcome import Classifier, Outcome, OutcomePredicate, _is_rejection
+from . import _flavour
 
 __all__ = [
     "HTTP_CLASSIFIER",
@@ -64,8 +68,6 @@ UNHEALTHY_STATUS_CODES = TRANSIENT_STATUS_CODES - {429}
 #: Methods that may be repeated without changing the outcome (RFC 9110, 9.2.2).
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
-_CALLERS_MISTAKES = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
-
 # How much of a failed response's body is read, and for how long, to return its connection to
 # the pool; beyond either the connection is closed instead.
 _DISCARD_MAX_BYTES = 64 * 1024
@@ -77,17 +79,19 @@ def _transient_exception(exc: BaseException) -> bool:
     # ResilientClient (one client's pipeline called inside another's), but is never transient.
     if _is_rejection(exc):
         return False
-    if isinstance(exc, httpx.HTTPStatusError):
+    _flavour.refresh()
+    if isinstance(exc, _flavour.HTTP_STATUS_ERRORS):
         # raise_for_status() in a response hook (httpx's own recipe): read the response it
         # carries, as if it had been returned.
         return exc.response.status_code in TRANSIENT_STATUS_CODES
-    if isinstance(exc, httpx.TransportError):
-        return not isinstance(exc, _CALLERS_MISTAKES)
+    if isinstance(exc, _flavour.TRANSPORT_ERRORS):
+        return not isinstance(exc, _flavour.CALLERS_MISTAKES)
     return isinstance(exc, TimeoutRejected)
 
 
 def _unhealthy_exception(exc: BaseException) -> bool:
-    if isinstance(exc, httpx.HTTPStatusError):
+    _flavour.refresh()
+    if isinstance(exc, _flavour.HTTP_STATUS_ERRORS):
         return exc.response.status_code in UNHEALTHY_STATUS_CODES
     return _transient_exception(exc)
 
@@ -129,7 +133,7 @@ def can_replay(request: httpx.Request, *, retry_non_idempotent: bool = False) ->
     """
     if not (retry_non_idempotent or is_idempotent(request)):
         return False
-    return isinstance(request.stream, httpx.ByteStream)
+    return isinstance(request.stream, _flavour.BYTE_STREAMS)
 
 
 def parse_retry_after(value: str, *, now: float | None = None) -> float | None:
@@ -252,7 +256,7 @@ def parse_rate_limit(
     size; ``now`` is the wall-clock time, default :func:`time.time`). Numbers are ASCII digits
     only; garbage, a negative number, more than 10**9 calls or more than a day is ignored.
     """
-    if not isinstance(headers, httpx.Headers):
+    if isinstance(headers, dict):  # else httpx's Headers or httpx2's
         headers = httpx.Headers(headers)
     value = headers.get("ratelimit")
     if value is not None:
@@ -297,15 +301,16 @@ class HTTPClassifier(Classifier):
         """The response's ``retry-after-ms`` or ``Retry-After``, in seconds, if it has a usable
         one."""
         response = outcome.result
-        if isinstance(outcome.exception, httpx.HTTPStatusError):
+        _flavour.refresh()
+        if isinstance(outcome.exception, _flavour.HTTP_STATUS_ERRORS):
             response = outcome.exception.response
-        if not isinstance(response, httpx.Response):
+        if not isinstance(response, _flavour.RESPONSES):
             return super().retry_after(outcome)
         return response_retry_after(response.headers)
 
     def quota(self, result: Any) -> tuple[float, float] | None:
         """The quota a response's rate-limit headers announce (see :func:`parse_rate_limit`)."""
-        if not isinstance(result, httpx.Response):
+        if not isinstance(result, _flavour.RESPONSES):
             return None
         headers = result.headers
         # One pass over the names, without decoding: most responses carry no rate-limit header.
@@ -316,7 +321,8 @@ class HTTPClassifier(Classifier):
 
     def fresh(self, value: Any, context: Any) -> Any:
         """A response of its own for each caller, when a fallback value is a response."""
-        if not isinstance(value, httpx.Response):
+        _flavour.refresh()
+        if not isinstance(value, _flavour.RESPONSES):
             return value
         # The body is copied decoded: the encoding and length the server sent no longer apply.
         headers = [
@@ -324,7 +330,7 @@ class HTTPClassifier(Classifier):
             for name, v in value.headers.raw
             if name.lower() not in (b"content-encoding", b"content-length")
         ]
-        return httpx.Response(
+        return type(value)(
             value.status_code,
             headers=headers,
             content=value.content,
@@ -338,7 +344,8 @@ class HTTPClassifier(Classifier):
         next try; a long or slow one is cut off and its connection closed instead.
         """
         response = outcome.result
-        if not isinstance(response, httpx.Response) or response.is_closed:
+        _flavour.refresh()
+        if not isinstance(response, _flavour.RESPONSES) or response.is_closed:
             return
         try:
             if not response.is_stream_consumed:
@@ -351,7 +358,7 @@ class HTTPClassifier(Classifier):
                             received += len(chunk)
                             if received > _DISCARD_MAX_BYTES:
                                 break
-        except httpx.HTTPError:
+        except _flavour.HTTP_ERRORS:
             pass  # the connection is broken anyway; closing below releases it
         finally:
             await response.aclose()

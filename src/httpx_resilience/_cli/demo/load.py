@@ -10,11 +10,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO
 
 import anyio
-import httpx
 
 from ..._loopback import LoopbackServer, ReceivedRequest, Reply
 from ...context import ExecutionReport
-from ...http.client import ResilientClient
+from ...http import _flavour
 from .display import Display, make_display
 from .figures import DemoSummary, Lane, client_gauges
 from .options import PLAIN_NAME, RESILIENT_NAME, DemoOptions
@@ -55,7 +54,7 @@ async def _call(lane: Lane, url: str, clock: LoadClock) -> None:
     began = time.perf_counter()
     try:
         response = await lane.client.get(url)
-    except httpx.HTTPError as exc:
+    except _flavour.HTTP_ERRORS as exc:  # httpx's or httpx2's
         lane.record(time.perf_counter() - began, type(exc).__name__, None, clock.elapsed())
         return
     latency = time.perf_counter() - began
@@ -131,7 +130,8 @@ async def _run(options: DemoOptions, display: Display) -> DemoSummary:
     scenario = SCENARIOS[options.scenario]
     recovers_at = scenario.recovers_at(options) if scenario.recovers_at is not None else None
     with LoopbackServer() as plain_upstream, LoopbackServer() as resilient_upstream:
-        async with httpx.AsyncClient() as plain, ResilientClient() as resilient:
+        plain_client, resilient_client = options.client_classes()
+        async with plain_client() as plain, resilient_client() as resilient:
             lanes = [
                 Lane(PLAIN_NAME, plain, plain_upstream, recovers_at=recovers_at),
                 Lane(
