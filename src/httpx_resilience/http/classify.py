@@ -15,6 +15,9 @@ rejection either (:class:`~httpx_resilience.BrokenCircuitError`,
 :class:`~httpx_resilience.BulkheadRejected`, :class:`~httpx_resilience.RateLimitRejected`), though
 each is also an :class:`httpx.TransportError`: retrying one repeats the refusal, and a breaker
 counting one would open on the caller's own load rather than the dependency's health.
+
+:func:`retry_statuses` builds a retry's ``handle=`` from another set of statuses (a model
+API's: 408, 409, 429, any 5xx) and obeys the ``x-should-retry`` header such APIs send.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import datetime
 import email.utils
 import math
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from typing import Any, cast
 
 import anyio
@@ -42,6 +45,7 @@ __all__ = [
     "can_replay",
     "is_idempotent",
     "parse_retry_after",
+    "retry_statuses",
     "transient",
 ]
 
@@ -84,6 +88,67 @@ def _is_transient(outcome: Outcome[Any]) -> bool:
 
 #: The default ``handle=`` of policies in the HTTP layer.
 transient = OutcomePredicate(_is_transient, "transient")
+
+
+def _status_codes(statuses: Iterable[int | str], owner: str) -> frozenset[int]:
+    """``statuses`` (codes, and classes such as ``"5xx"``) as the set of codes they name;
+    ``ValueError`` naming ``owner`` and the value for anything else."""
+    codes: set[int] = set()
+    for status in statuses:
+        if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
+            codes.add(status)
+        elif isinstance(status, str) and status in _STATUS_CLASSES:
+            first = int(status[0]) * 100
+            codes.update(range(first, first + 100))
+        else:
+            raise ValueError(
+                f"{owner}: statuses must be status codes from 100 to 599 or classes "
+                f"'1xx' to '5xx', got {status!r}"
+            )
+    return frozenset(codes)
+
+
+_STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+def retry_statuses(*statuses: int | str) -> OutcomePredicate:
+    """A retry's ``handle=`` for responses with one of ``statuses``, as a model API's SDK
+    retries them: ``retry_statuses(408, 409, 429, "5xx")``.
+
+    ``statuses`` are status codes (100 to 599) and classes (``"5xx"`` is every code from 500
+    to 599). The response header ``x-should-retry`` (sent by OpenAI, Anthropic and other APIs
+    whose SDKs read it) overrides them on an error response: ``false`` is never retried,
+    ``true`` always is. An :class:`httpx.HTTPStatusError` counts as the response it carries;
+    other exceptions are judged as :data:`transient` judges them (transport errors, attempt
+    timeouts).
+    """
+    codes = _status_codes(statuses, "retry_statuses")
+    text = f"retry_statuses({', '.join(repr(s) for s in statuses)})"
+
+    def handle(outcome: Outcome[Any]) -> bool:
+        exc = outcome.exception
+        response: Any
+        if exc is None:
+            response = outcome.result
+        elif isinstance(exc, httpx.HTTPStatusError):
+            response = exc.response
+        else:
+            return _transient_exception(exc)
+        status = getattr(response, "status_code", None)
+        if status is None:
+            return False
+        if status >= 400:
+            # A non-standard header the server sets to overrule the client's own judgement.
+            told = response.headers.get("x-should-retry")
+            if told is not None:
+                told = told.strip().lower()
+                if told == "false":
+                    return False
+                if told == "true":
+                    return True
+        return status in codes
+
+    return OutcomePredicate(handle, text)
 
 
 def is_idempotent(request: httpx.Request) -> bool:

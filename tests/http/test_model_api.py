@@ -1,0 +1,93 @@
+"""What a model API's clients need of the HTTP layer: the statuses its SDKs retry and the
+``x-should-retry`` header."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from httpx_resilience import Context, Outcome, Pipeline, TimeoutRejected
+from httpx_resilience.http.classify import HTTP_CLASSIFIER, retry_statuses
+from httpx_resilience.testing import FakeClock
+
+REQUEST = httpx.Request("POST", "http://127.0.0.1/v1/messages")
+MODEL_API = retry_statuses(408, 409, 429, "5xx")
+
+
+def answer(status: int, **headers: str) -> Outcome[httpx.Response]:
+    return Outcome(result=httpx.Response(status, headers=headers, request=REQUEST))
+
+
+@pytest.mark.parametrize("status", [408, 409, 429, 500, 501, 502, 503, 504, 529, 599])
+def test_the_statuses_a_model_api_sdk_retries(status: int) -> None:
+    assert MODEL_API(answer(status))
+
+
+@pytest.mark.parametrize("status", [200, 201, 301, 400, 401, 403, 404, 413, 422])
+def test_statuses_it_does_not_retry(status: int) -> None:
+    assert not MODEL_API(answer(status))
+
+
+def test_529_overloaded_is_retried_though_the_default_classifier_ignores_it() -> None:
+    assert not HTTP_CLASSIFIER.failed_result(httpx.Response(529))
+    assert MODEL_API(answer(529))
+
+
+@pytest.mark.parametrize("value", ["false", "False", " false "])
+def test_x_should_retry_false_is_never_retried(value: str) -> None:
+    assert not MODEL_API(answer(503, **{"x-should-retry": value}))
+    assert not MODEL_API(answer(429, **{"x-should-retry": value}))
+
+
+def test_x_should_retry_true_forces_a_retry_of_an_error() -> None:
+    assert MODEL_API(answer(400, **{"x-should-retry": "true"}))
+    # A success is a success whatever the header says; other values are ignored.
+    assert not MODEL_API(answer(200, **{"x-should-retry": "true"}))
+    assert MODEL_API(answer(503, **{"x-should-retry": "maybe"}))
+    assert not MODEL_API(answer(400, **{"x-should-retry": "maybe"}))
+
+
+def test_a_status_error_counts_as_the_response_it_carries() -> None:
+    def raised(status: int, **headers: str) -> Outcome[httpx.Response]:
+        response = httpx.Response(status, headers=headers, request=REQUEST)
+        error = httpx.HTTPStatusError("status", request=REQUEST, response=response)
+        return Outcome(exception=error)
+
+    assert MODEL_API(raised(529))
+    assert not MODEL_API(raised(404))
+    assert not MODEL_API(raised(503, **{"x-should-retry": "false"}))
+
+
+def test_exceptions_are_judged_as_the_default_judges_them() -> None:
+    assert MODEL_API(Outcome(exception=httpx.ConnectError("refused", request=REQUEST)))
+    assert MODEL_API(Outcome(exception=TimeoutRejected("attempt timeout", timeout=1.0)))
+    assert not MODEL_API(Outcome(exception=httpx.UnsupportedProtocol("ftp", request=REQUEST)))
+    assert not MODEL_API(Outcome(exception=ValueError("a bug")))
+    assert not MODEL_API(Outcome(result="not a response"))
+
+
+def test_codes_and_classes_are_named_in_describe() -> None:
+    assert str(MODEL_API) == "retry_statuses(408, 409, 429, '5xx')"
+    assert retry_statuses(503)(answer(503))
+    assert not retry_statuses(503)(answer(502))
+    assert retry_statuses("4xx")(answer(418))
+
+
+@pytest.mark.parametrize("bad", [99, 600, "5XX", "6xx", "500", True, 503.0, None])
+def test_a_bad_status_is_refused_naming_it(bad: object) -> None:
+    with pytest.raises(ValueError, match=rf"retry_statuses: statuses must .* got {bad!r}"):
+        retry_statuses(429, bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_x_should_retry_false_ends_retrying_with_that_answer() -> None:
+    pipeline = Pipeline.builder(clock=FakeClock()).retry(max_attempts=3, handle=MODEL_API).build()
+    calls = 0
+
+    async def call() -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(503, headers={"x-should-retry": "false"})
+
+    response = await pipeline.execute(call, Context(classifier=HTTP_CLASSIFIER))
+    assert (response.status_code, calls) == (503, 1)
