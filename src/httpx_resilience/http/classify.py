@@ -193,6 +193,15 @@ def parse_retry_after(value: str, *, now: float | None = None) -> float | None:
     return delay
 
 
+def _parse_retry_after_ms(value: str) -> float | None:
+    """Seconds from a ``retry-after-ms`` value (milliseconds, ASCII digits, a fraction
+    tolerated), or ``None`` when it is unusable or zero (then ``Retry-After`` is read)."""
+    millis = ascii_decimal(value)
+    if millis is None or millis <= 0:
+        return None
+    return millis / 1000
+
+
 class HTTPClassifier(Classifier):
     """The classifier of the HTTP layer: :data:`transient`, ``Retry-After``, and releasing
     the connection of a response that will not be returned."""
@@ -208,12 +217,18 @@ class HTTPClassifier(Classifier):
         return _transient_exception(exc)
 
     def retry_after(self, outcome: Outcome[Any]) -> float | None:
-        """The response's ``Retry-After``, in seconds, if it has a usable one."""
+        """The response's ``retry-after-ms`` or ``Retry-After``, in seconds, if it has a
+        usable one (``retry-after-ms`` first, as the OpenAI and Anthropic SDKs read them)."""
         response = outcome.result
         if isinstance(outcome.exception, httpx.HTTPStatusError):
             response = outcome.exception.response
         if not isinstance(response, httpx.Response):
             return super().retry_after(outcome)
+        millis = response.headers.get("retry-after-ms")
+        if millis is not None:
+            delay = _parse_retry_after_ms(millis)
+            if delay is not None:
+                return delay
         value = response.headers.get("retry-after")
         return None if value is None else parse_retry_after(value)
 
