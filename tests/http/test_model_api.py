@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import pytest
 
-from httpx_resilience import Context, Outcome, Pipeline, TimeoutRejected
+from httpx_resilience import Context, Outcome, Pipeline, ResilientClient, TimeoutRejected
+from httpx_resilience.http import classify
 from httpx_resilience.http.classify import HTTP_CLASSIFIER, retry_statuses
 from httpx_resilience.testing import FakeClock
 
@@ -91,3 +94,68 @@ async def test_x_should_retry_false_ends_retrying_with_that_answer() -> None:
 
     response = await pipeline.execute(call, Context(classifier=HTTP_CLASSIFIER))
     assert (response.status_code, calls) == (503, 1)
+
+
+# -- an SDK's own retries left on -------------------------------------------------------------
+
+
+@pytest.fixture
+def warned_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warning is logged once per process: as if this test's were the first."""
+    monkeypatch.setattr(classify, "_warned_of_sdk_retries", False)
+
+
+def sdk_api(statuses: list[int]) -> tuple[httpx.MockTransport, list[str]]:
+    replies = iter(statuses)
+    counts: list[str] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        counts.append(request.headers.get("x-stainless-retry-count", "-"))
+        return httpx.Response(next(replies))
+
+    return httpx.MockTransport(api), counts
+
+
+async def sdk_call(client: ResilientClient, retry_count: int) -> httpx.Response:
+    return await client.get(
+        "https://api.example/v1/models", headers={"x-stainless-retry-count": str(retry_count)}
+    )
+
+
+SDK_WARNING = "x-stainless-retry-count: 1, so its SDK retries it too"
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("warned_once")
+async def test_a_request_its_sdk_retried_and_the_pipeline_retries_is_warned_of_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pipeline = Pipeline.builder(clock=FakeClock()).retry(max_attempts=2).build()
+    transport, counts = sdk_api([503, 200, 503, 200])
+    with caplog.at_level(logging.WARNING, logger="httpx_resilience"):
+        async with ResilientClient(pipeline=pipeline, transport=transport) as client:
+            await sdk_call(client, 1)
+            await sdk_call(client, 1)
+    assert counts == ["1", "1", "1", "1"]
+    warnings = [r.getMessage() for r in caplog.records if "x-stainless" in r.getMessage()]
+    assert len(warnings) == 1
+    assert SDK_WARNING in warnings[0]
+    assert "max_retries=0" in warnings[0]
+    assert "GET https://api.example/v1/models" in warnings[0]
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("warned_once")
+async def test_no_warning_for_a_first_request_or_one_that_is_not_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pipeline = Pipeline.builder(clock=FakeClock()).retry(max_attempts=2).build()
+    # The SDK's first request (count 0) retried by the pipeline, and its retry (count 1) that
+    # succeeds at once: no layer multiplied the other's tries.
+    transport, _counts = sdk_api([503, 200, 200])
+    with caplog.at_level(logging.WARNING, logger="httpx_resilience"):
+        async with ResilientClient(pipeline=pipeline, transport=transport) as client:
+            await sdk_call(client, 0)
+            await sdk_call(client, 1)
+    assert not [r for r in caplog.records if "x-stainless" in r.getMessage()]
+    assert not classify._warned_of_sdk_retries

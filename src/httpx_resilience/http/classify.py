@@ -33,13 +33,15 @@ from typing import Any, cast
 import anyio
 import httpx
 
-from .._numbers import ascii_decimal
+from .._numbers import ascii_decimal, ascii_int
 from ..errors import TimeoutRejected
 from ..outcome import Classifier, Outcome, OutcomePredicate, _is_rejection
+from ..telemetry import logger
 
 __all__ = [
     "HTTP_CLASSIFIER",
     "IDEMPOTENT_METHODS",
+    "SDK_RETRY_COUNT_HEADER",
     "TRANSIENT_STATUS_CODES",
     "HTTPClassifier",
     "can_replay",
@@ -202,6 +204,47 @@ def _parse_retry_after_ms(value: str) -> float | None:
     return millis / 1000
 
 
+#: The header in which the OpenAI and Anthropic SDKs (and others Stainless generates) count
+#: their own retries of a call: 0 on the first request, 1 on their first retry...
+SDK_RETRY_COUNT_HEADER = "x-stainless-retry-count"
+
+_warned_of_sdk_retries = False
+
+
+def _request_of(outcome: Outcome[Any]) -> Any:
+    """The request a try's response or transport error belongs to, if it says."""
+    carrier = outcome.result if outcome.exception is None else outcome.exception
+    try:
+        return getattr(carrier, "request", None)
+    except RuntimeError:  # an httpx error made without its request
+        return None
+
+
+def _warn_of_sdk_retries(outcome: Outcome[Any]) -> None:
+    """Log a warning, once per process, when a failed try the pipeline will not return (a
+    retry or a hedge follows it, or a fallback answers) belongs to a request its SDK has
+    already retried: both layers retry, and their tries multiply (3 of the SDK's x 3 of the
+    pipeline's = 9 requests per call)."""
+    global _warned_of_sdk_retries
+    request = _request_of(outcome)
+    headers = getattr(request, "headers", None)
+    value = None if headers is None else headers.get(SDK_RETRY_COUNT_HEADER)
+    count = None if value is None else ascii_int(value)
+    if not count:
+        return
+    _warned_of_sdk_retries = True
+    logger.warning(
+        "%s %s carries %s: %s, so its SDK retries it too, on top of this pipeline: each "
+        "layer's tries multiply the other's. Turn the SDK's own retries off "
+        "(max_retries=0 for OpenAI's and Anthropic's clients) and let the pipeline retry. "
+        "(Logged once.)",
+        request.method,
+        request.url,
+        SDK_RETRY_COUNT_HEADER,
+        count,
+    )
+
+
 class HTTPClassifier(Classifier):
     """The classifier of the HTTP layer: :data:`transient`, ``Retry-After``, and releasing
     the connection of a response that will not be returned."""
@@ -253,8 +296,13 @@ class HTTPClassifier(Classifier):
         """Read what is left of the body (a little, briefly) and close the response.
 
         Reading a short error body to its end lets the connection go back to the pool for the
-        next try; a long or slow one is cut off and its connection closed instead.
+        next try; a long or slow one is cut off and its connection closed instead. A request
+        that its SDK has already retried (``x-stainless-retry-count`` over 0) is logged, once:
+        the SDK's retries should be off.
         """
+        if not _warned_of_sdk_retries:
+            # Only here, on the way to another try: the happy path pays nothing for it.
+            _warn_of_sdk_retries(outcome)
         response = outcome.result
         if not isinstance(response, httpx.Response) or response.is_closed:
             return
