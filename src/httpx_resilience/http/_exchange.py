@@ -25,6 +25,7 @@ from ..outcome import Outcome
 from ..pipeline import Pipeline
 from ..priority import _checked
 from ..telemetry import NO_TELEMETRY
+from . import _flavour
 from ._errors import as_httpx_error
 from ._routing import Routing
 from .classify import HTTP_CLASSIFIER, IDEMPOTENT_METHODS, can_replay
@@ -109,7 +110,7 @@ def start_exchange(
 ) -> Context:
     """The context of one exchange, ready for ``Pipeline.run``."""
     replayable = (
-        request.method in IDEMPOTENT_METHODS and type(request.stream) is httpx.ByteStream
+        request.method in IDEMPOTENT_METHODS and type(request.stream) in _flavour.BYTE_STREAMS
     ) or can_replay(request, retry_non_idempotent=retry_non_idempotent)
     context = _new_context(
         profile,
@@ -151,10 +152,10 @@ def answered(response: Any, elapsed: float) -> None:
     ``elapsed`` (the time since the exchange began) and, when its body is in memory (a cached
     copy, a value, an alternate's answer), it can still be streamed (``aiter_raw()``) rather
     than raising ``StreamConsumed``."""
-    if not isinstance(response, httpx.Response):
+    if not isinstance(response, _flavour.RESPONSES):
         return
     response.elapsed = datetime.timedelta(seconds=elapsed)
-    if isinstance(response.stream, httpx.ByteStream) and response.is_stream_consumed:
+    if isinstance(response.stream, _flavour.BYTE_STREAMS) and response.is_stream_consumed:
         # The content stays loaded; the raw stream can be read again from the start.
         response.is_stream_consumed = False
         response.is_closed = False

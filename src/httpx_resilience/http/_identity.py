@@ -9,6 +9,8 @@ from collections.abc import Iterable
 
 import httpx
 
+from ._flavour import of as _flavour_of
+
 #: Request headers that carry credentials or a session, in lower case. A response cache keys
 #: on all of them; an alternate on another origin does not receive them. Names not listed here
 #: (a ``X-Tenant``, a header of your own) are added with ``identity_headers=``.
@@ -49,8 +51,8 @@ async def as_sent(request: httpx.Request) -> httpx.Request:
         if not request.url.userinfo:
             return request
         # httpx's own rule when no auth is given: the URL's userinfo is sent as Basic auth.
-        auth = httpx.BasicAuth(request.url.username, request.url.password)
-    copy = httpx.Request(
+        auth = _flavour_of(request).BasicAuth(request.url.username, request.url.password)
+    copy = type(request)(
         request.method,
         request.url,
         headers=request.headers,

@@ -25,6 +25,7 @@ from ..context import Context
 from ..outcome import Outcome
 from ..pipeline import Pipeline
 from ..policies import fallback as _fallback
+from . import _flavour
 from ._exchange import never_sent, start_exchange
 from ._identity import identity_headers as _identity_headers
 from ._identity import same_origin
@@ -84,7 +85,10 @@ class Alternate:
         if pipeline is not None and not isinstance(pipeline, Pipeline):
             raise ValueError(f"Alternate: pipeline must be a Pipeline, got {pipeline!r}")
         self._own_transport = transport is None
-        self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self._transport = transport
+        # Without a transport given: one of its own per flavour of the requests it sends (httpx,
+        # httpx2), made when first needed.
+        self._own: dict[_flavour.Flavour, httpx.AsyncBaseTransport] = {}
         self._pipeline = pipeline
         self._send_non_idempotent = bool(send_non_idempotent)
         self._forward_credentials = bool(forward_credentials)
@@ -121,7 +125,7 @@ class Alternate:
             for k, v in request.headers.raw
             if k.lower() != b"host" and not (strip and k.lower() in self._identity)
         ]
-        return httpx.Request(
+        return type(request)(
             request.method,
             url,
             headers=headers,
@@ -132,12 +136,18 @@ class Alternate:
     async def answer(self, outcome: Outcome[Any], context: Context) -> Outcome[Any] | None:
         """The alternate's response, or ``None`` if it failed as well (or cannot be asked)."""
         request = context.request
-        if request is None or not isinstance(request.stream, httpx.ByteStream):
+        if request is None or not isinstance(request.stream, _flavour.BYTE_STREAMS):
             return None
         if not (context.replayable or self._send_non_idempotent or never_sent(outcome, context)):
             return None
         retargeted = self.retarget(request)
-        send = functools.partial(self._transport.handle_async_request, retargeted)
+        flavour = _flavour.of(request)
+        transport = self._transport
+        if transport is None:
+            transport = self._own.get(flavour)
+            if transport is None:
+                transport = self._own[flavour] = flavour.AsyncHTTPTransport()
+        send = functools.partial(transport.handle_async_request, retargeted)
         self._in_flight += 1
         try:
             if self._pipeline is None:
@@ -151,7 +161,7 @@ class Alternate:
             # from the stream itself, since a transport may return a response read already.
             try:
                 stream = response.stream
-                assert isinstance(stream, httpx.AsyncByteStream)
+                assert isinstance(stream, flavour.AsyncByteStream)
                 body = b"".join([chunk async for chunk in stream])
             finally:
                 await response.aclose()
@@ -164,10 +174,10 @@ class Alternate:
                     await self.aclose()
         if context.classifier.failed_result(response):
             return None
-        answer = httpx.Response(
+        answer = flavour.Response(
             response.status_code,
             headers=response.headers.raw,
-            stream=httpx.ByteStream(body),
+            stream=flavour.ByteStream(body),
             request=retargeted,
             extensions={k: v for k, v in response.extensions.items() if k != "network_stream"},
         )
@@ -183,13 +193,15 @@ class Alternate:
             self._close_pending = True
             return
         self._close_pending = False
-        await self._transport.aclose()
+        own, self._own = self._own, {}
+        for transport in own.values():
+            await transport.aclose()
 
 
 def _adapt(alternate: Any) -> Alternate | None:
-    if isinstance(alternate, (str, httpx.URL)):
+    if isinstance(alternate, (str, _flavour.URLS)):
         return Alternate(alternate)
-    if isinstance(alternate, httpx.AsyncBaseTransport):
+    if isinstance(alternate, _flavour.ASYNC_TRANSPORTS):
         return Alternate(transport=alternate)
     return None
 

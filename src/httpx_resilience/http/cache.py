@@ -35,6 +35,7 @@ from .._numbers import ascii_int
 from .._validate import at_least, positive
 from ..context import Context
 from ..outcome import Outcome
+from . import _flavour
 from ._exchange import never_sent
 from ._identity import IDENTITY_HEADERS, as_sent
 from ._identity import identity_headers as _identity_headers
@@ -72,9 +73,10 @@ def _variants_size(variants: list[_Entry]) -> int:
     return sum(entry.size for entry in variants)
 
 
-class _Tee(httpx.AsyncByteStream):
+class _Tee:
     """A response body stream that keeps a copy of what the client reads, to store it once the
-    body has been read to its end."""
+    body has been read to its end. Made the response's flavour's ``AsyncByteStream`` by
+    :func:`_tee_class` (an ``httpx2`` client asserts its stream is one of its own)."""
 
     def __init__(
         self, inner: httpx.AsyncByteStream, limit: int, store: Callable[[bytes], None]
@@ -106,6 +108,19 @@ class _Tee(httpx.AsyncByteStream):
         if self._complete and self._copy is not None:
             self._store(bytes(self._copy))
             self._copy = None
+
+
+_TEES: dict[type[Any], Any] = {}
+
+
+def _tee_class(
+    stream_base: type[httpx.AsyncByteStream],
+) -> Callable[[httpx.AsyncByteStream, int, Callable[[bytes], None]], httpx.AsyncByteStream]:
+    """:class:`_Tee` as a subclass of ``stream_base`` (a flavour's ``AsyncByteStream``)."""
+    tee = _TEES.get(stream_base)
+    if tee is None:
+        tee = _TEES[stream_base] = type("_Tee", (_Tee, stream_base), {"__module__": __name__})
+    return tee
 
 
 class ResponseCache:
@@ -189,16 +204,17 @@ class ResponseCache:
 
     def observe(self, result: Any, context: Context) -> Any:
         """Store ``result`` if it is a response worth keeping; return it to pass on."""
-        if not isinstance(result, httpx.Response):
+        if not isinstance(result, _flavour.RESPONSES):
             return result
         request = context.request or result.request
         if request.method not in _CACHEABLE_METHODS or not self._storable(request, result):
             return result
         try:
             content = result.content
-        except httpx.ResponseNotRead:
+        except _flavour.RESPONSE_NOT_READ:
             # Not read yet (a transport, or a streamed request): keep a copy as it is read.
-            result.stream = _Tee(
+            tee = _tee_class(_flavour.of(result).AsyncByteStream)
+            result.stream = tee(
                 result.stream,  # type: ignore[arg-type]  # an async client's stream
                 self._max_body_bytes,
                 lambda body: self._store(request, result, body, decoded=False),
@@ -316,8 +332,9 @@ class ResponseCache:
         headers.append((b"age", str(age).encode()))
         if not any(k.lower() in (b"content-length", b"transfer-encoding") for k, _ in headers):
             headers.append((b"content-length", str(len(entry.content)).encode()))
-        response = httpx.Response(
-            entry.status, headers=headers, stream=httpx.ByteStream(entry.content), request=request
+        flavour = _flavour.of(request)
+        response = flavour.Response(
+            entry.status, headers=headers, stream=flavour.ByteStream(entry.content), request=request
         )
         response.read()  # decodes a body stored as it was sent (gzip...)
         return response

@@ -18,6 +18,9 @@ counting one would open on the caller's own load rather than the dependency's he
 
 :func:`retry_statuses` builds a retry's ``handle=`` from another set of statuses (a model
 API's: 408, 409, 429, any 5xx) and obeys the ``x-should-retry`` header such APIs send.
+
+Everything here recognises the responses and errors of httpx2 as well as httpx's, once
+``httpx_resilience.httpx2`` has been imported.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from .._numbers import ascii_decimal, ascii_int
 from ..errors import TimeoutRejected
 from ..outcome import Classifier, Outcome, OutcomePredicate, _is_rejection
 from ..telemetry import logger
+from . import _flavour
 
 __all__ = [
     "HTTP_CLASSIFIER",
@@ -57,8 +61,6 @@ TRANSIENT_STATUS_CODES = frozenset({408, 429, 500, 502, 503, 504})
 #: Methods that may be repeated without changing the outcome (RFC 9110, 9.2.2).
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
-_CALLERS_MISTAKES = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
-
 # How much of a failed response's body is read, and for how long, to return its connection to
 # the pool; beyond either the connection is closed instead.
 _DISCARD_MAX_BYTES = 64 * 1024
@@ -70,12 +72,12 @@ def _transient_exception(exc: BaseException) -> bool:
     # ResilientClient (one client's pipeline called inside another's), but is never transient.
     if _is_rejection(exc):
         return False
-    if isinstance(exc, httpx.HTTPStatusError):
+    if isinstance(exc, _flavour.HTTP_STATUS_ERRORS):
         # raise_for_status() in a response hook (httpx's own recipe): read the response it
         # carries, as if it had been returned.
         return exc.response.status_code in TRANSIENT_STATUS_CODES
-    if isinstance(exc, httpx.TransportError):
-        return not isinstance(exc, _CALLERS_MISTAKES)
+    if isinstance(exc, _flavour.TRANSPORT_ERRORS):
+        return not isinstance(exc, _flavour.CALLERS_MISTAKES)
     return isinstance(exc, TimeoutRejected)
 
 
@@ -132,7 +134,7 @@ def retry_statuses(*statuses: int | str) -> OutcomePredicate:
         response: Any
         if exc is None:
             response = outcome.result
-        elif isinstance(exc, httpx.HTTPStatusError):
+        elif isinstance(exc, _flavour.HTTP_STATUS_ERRORS):
             response = exc.response
         else:
             return _transient_exception(exc)
@@ -166,7 +168,7 @@ def can_replay(request: httpx.Request, *, retry_non_idempotent: bool = False) ->
     """
     if not (retry_non_idempotent or is_idempotent(request)):
         return False
-    return isinstance(request.stream, httpx.ByteStream)
+    return isinstance(request.stream, _flavour.BYTE_STREAMS)
 
 
 def parse_retry_after(value: str, *, now: float | None = None) -> float | None:
@@ -263,9 +265,9 @@ class HTTPClassifier(Classifier):
         """The response's ``retry-after-ms`` or ``Retry-After``, in seconds, if it has a
         usable one (``retry-after-ms`` first, as the OpenAI and Anthropic SDKs read them)."""
         response = outcome.result
-        if isinstance(outcome.exception, httpx.HTTPStatusError):
+        if isinstance(outcome.exception, _flavour.HTTP_STATUS_ERRORS):
             response = outcome.exception.response
-        if not isinstance(response, httpx.Response):
+        if not isinstance(response, _flavour.RESPONSES):
             return super().retry_after(outcome)
         millis = response.headers.get("retry-after-ms")
         if millis is not None:
@@ -277,7 +279,7 @@ class HTTPClassifier(Classifier):
 
     def fresh(self, value: Any, context: Any) -> Any:
         """A response of its own for each caller, when a fallback value is a response."""
-        if not isinstance(value, httpx.Response):
+        if not isinstance(value, _flavour.RESPONSES):
             return value
         # The body is copied decoded: the encoding and length the server sent no longer apply.
         headers = [
@@ -285,7 +287,7 @@ class HTTPClassifier(Classifier):
             for name, v in value.headers.raw
             if name.lower() not in (b"content-encoding", b"content-length")
         ]
-        return httpx.Response(
+        return type(value)(
             value.status_code,
             headers=headers,
             content=value.content,
@@ -304,7 +306,7 @@ class HTTPClassifier(Classifier):
             # Only here, on the way to another try: the happy path pays nothing for it.
             _warn_of_sdk_retries(outcome)
         response = outcome.result
-        if not isinstance(response, httpx.Response) or response.is_closed:
+        if not isinstance(response, _flavour.RESPONSES) or response.is_closed:
             return
         try:
             if not response.is_stream_consumed:
@@ -317,7 +319,7 @@ class HTTPClassifier(Classifier):
                             received += len(chunk)
                             if received > _DISCARD_MAX_BYTES:
                                 break
-        except httpx.HTTPError:
+        except _flavour.HTTP_ERRORS:
             pass  # the connection is broken anyway; closing below releases it
         finally:
             await response.aclose()

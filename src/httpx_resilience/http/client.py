@@ -16,21 +16,58 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
 from ..pipeline import Pipeline
 from ..profiles import Profile, Registry
 from ._exchange import Dispatch
+from ._flavour import HTTPX
 from ._identity import REQUEST_AUTH
 from ._profiles import registry_of
 
 if TYPE_CHECKING:
+    import ssl
+    from collections.abc import Callable
     from types import TracebackType
 
-    from httpx._client import UseClientDefault
-    from httpx._types import AuthTypes
+    from httpx._client import EventHook, UseClientDefault
+    from httpx._types import (
+        AuthTypes,
+        CertTypes,
+        CookieTypes,
+        HeaderTypes,
+        ProxyTypes,
+        QueryParamTypes,
+        TimeoutTypes,
+    )
+    from typing_extensions import TypedDict, Unpack
+
+    class AsyncClientArguments(TypedDict, total=False):
+        """The keyword arguments of :class:`httpx.AsyncClient`, each with its type, so that
+        a type checker flags a misspelt or mistyped one given to ``ResilientClient``."""
+
+        auth: AuthTypes | None
+        params: QueryParamTypes | None
+        headers: HeaderTypes | None
+        cookies: CookieTypes | None
+        verify: ssl.SSLContext | str | bool
+        cert: CertTypes | None
+        http1: bool
+        http2: bool
+        proxy: ProxyTypes | None
+        mounts: Mapping[str, httpx.AsyncBaseTransport | None] | None
+        timeout: TimeoutTypes
+        follow_redirects: bool
+        limits: httpx.Limits
+        max_redirects: int
+        event_hooks: Mapping[str, list[EventHook]] | None
+        base_url: httpx.URL | str
+        transport: httpx.AsyncBaseTransport | None
+        trust_env: bool
+        default_encoding: str | Callable[[bytes], str]
+
 
 __all__ = ["ResilientClient"]
 
@@ -53,11 +90,18 @@ class ResilientClient(httpx.AsyncClient):
         retry_non_idempotent: Retry POST and PATCH requests even without an ``Idempotency-Key``
             header. Only for endpoints you know to be safe to repeat.
         **httpx_kwargs: Everything :class:`httpx.AsyncClient` takes (``base_url``, ``timeout``,
-            ``transport``, ``limits``, ``event_hooks``...).
+            ``transport``, ``limits``, ``event_hooks``...), each type-checked as httpx's own.
 
     Every response carries the :class:`~httpx_resilience.ExecutionReport` in
     ``response.extensions["resilience"]``.
+
+    ``httpx_resilience.httpx2.ResilientClient`` is the same class for httpx2.
     """
+
+    # The package this client serves; httpx_resilience.httpx2 rebases the class on httpx2's
+    # (see http/_flavour.py), so what differs is read from here, never from `httpx`, and the
+    # base class is called by name rather than through super().
+    _flavour = HTTPX
 
     def __init__(
         self,
@@ -66,14 +110,14 @@ class ResilientClient(httpx.AsyncClient):
         profiles: Registry | Profile | str | os.PathLike[str] | None = None,
         routes: Mapping[str, str] | None = None,
         retry_non_idempotent: bool = False,
-        **httpx_kwargs: Any,
+        **httpx_kwargs: Unpack[AsyncClientArguments],
     ) -> None:
         registry = registry_of("ResilientClient", pipeline, profiles)
         self._profiles = registry
         self._dispatch = Dispatch(
             "ResilientClient", pipeline, registry, routes, retry_non_idempotent
         )
-        super().__init__(**httpx_kwargs)
+        self._flavour.AsyncClient.__init__(self, **httpx_kwargs)
 
     @property
     def pipeline(self) -> Pipeline:
@@ -89,7 +133,7 @@ class ResilientClient(httpx.AsyncClient):
         """Close the client, and the connections its pipelines hold (see
         :meth:`Pipeline.aclose <httpx_resilience.Pipeline.aclose>`)."""
         try:
-            await super().aclose()
+            await self._flavour.AsyncClient.aclose(self)
         finally:
             await self._dispatch.aclose()
 
@@ -101,7 +145,7 @@ class ResilientClient(httpx.AsyncClient):
     ) -> None:
         # httpx's own __aexit__ closes the transports without calling aclose().
         try:
-            await super().__aexit__(exc_type, exc_value, traceback)
+            await self._flavour.AsyncClient.__aexit__(self, exc_type, exc_value, traceback)
         finally:
             await self._dispatch.aclose()
 
@@ -114,18 +158,21 @@ class ResilientClient(httpx.AsyncClient):
         follow_redirects: bool | UseClientDefault = httpx.USE_CLIENT_DEFAULT,
     ) -> httpx.Response:
         """Send ``request`` through the pipeline (see :meth:`httpx.AsyncClient.send`)."""
-        if auth is not httpx.USE_CLIENT_DEFAULT or self._auth is not None:
+        flavour = self._flavour
+        default = flavour.USE_CLIENT_DEFAULT
+        if auth is not default or self._auth is not None:
             # httpx adds the credentials inside send(), so a request refused before it is sent
             # never carries them: a response cache learns them here (see _identity.as_sent).
             resolved = self._build_request_auth(request, auth)
-            if type(resolved) is not httpx.Auth:  # not the no-op "no auth"
+            if type(resolved) is not flavour.Auth:  # not the no-op "no auth"
                 REQUEST_AUTH[request] = resolved
         # A partial, not a closure: each try then costs no frame of ours around httpx's send.
-        if stream is False and auth is follow_redirects is httpx.USE_CLIENT_DEFAULT:
-            exchange = functools.partial(_send, self, request)  # no keywords: cheaper to build
+        send = flavour.AsyncClient.send
+        if stream is False and auth is follow_redirects is default:
+            exchange = functools.partial(send, self, request)  # no keywords: cheaper to build
         else:
             exchange = functools.partial(
-                _send, self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
+                send, self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
             )
         response = await self._dispatch.exchange(request, exchange)
         if response.extensions["resilience"].fallback is not None:
@@ -145,6 +192,3 @@ class ResilientClient(httpx.AsyncClient):
         except BaseException:
             await response.aclose()
             raise
-
-
-_send = httpx.AsyncClient.send

@@ -21,6 +21,7 @@ import httpx
 from ..pipeline import Pipeline
 from ..profiles import Profile, Registry
 from ._exchange import Dispatch
+from ._flavour import HTTPX
 from ._profiles import registry_of
 
 __all__ = ["ResilienceTransport"]
@@ -43,7 +44,13 @@ class ResilienceTransport(httpx.AsyncBaseTransport):
 
     Every response carries the :class:`~httpx_resilience.ExecutionReport` in
     ``response.extensions["resilience"]``.
+
+    ``httpx_resilience.httpx2.ResilienceTransport`` is the same class for httpx2.
     """
+
+    # The package this transport serves; httpx_resilience.httpx2 rebases the class on httpx2's
+    # (see http/_flavour.py), so what differs is read from here, never from `httpx`.
+    _flavour = HTTPX
 
     def __init__(
         self,
@@ -61,7 +68,7 @@ class ResilienceTransport(httpx.AsyncBaseTransport):
         self._dispatch = Dispatch(
             "ResilienceTransport", pipeline, registry, routes, retry_non_idempotent
         )
-        self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self._transport = transport if transport is not None else self._flavour.AsyncHTTPTransport()
 
     @property
     def pipeline(self) -> Pipeline:
