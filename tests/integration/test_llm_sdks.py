@@ -251,3 +251,26 @@ async def test_a_90_s_generation_is_not_cut_by_the_attempt_timeout(
 
 def _slowly(reply: Reply, delay: float) -> Reply:
     return Reply(reply.status, headers=reply.headers, body=reply.body, delay=delay)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", ["openai", "anthropic"])
+async def test_for_a_stream_the_attempt_timeout_bounds_the_wait_for_its_first_byte(
+    name: str, api: LoopbackServer
+) -> None:
+    # 30 s on a clock 100 times faster: 0.3 s of the wall.
+    profile = Profile(**{**vars(Profile.model_api()), "attempt_timeout": 30.0})
+    registry = Registry({"default": profile}, clock=FastClock(100.0))
+    streamed = fake_model_api  # its events are written in 4 pieces
+    api.set_handler(
+        lambda request: Reply(**{**vars(streamed(request)), "chunk_delay": 0.15})  # 0.45 s
+    )
+    async with resilient_client("httpx2", profiles=registry) as http:
+        sdk = SDK(name, sdk_client(name, http, api.url))
+        # Events that take longer than the attempt timeout in all are not cut.
+        assert await sdk.stream() == TEXT
+        assert len(api.requests) == 1
+        # Headers later than it are: the try is cut and retried.
+        api.script(Reply(**{**vars(streamed(api.requests[0])), "delay": 0.6}))
+        assert await sdk.stream() == TEXT
+        assert len(api.requests) == 3
