@@ -159,3 +159,17 @@ async def test_no_warning_for_a_first_request_or_one_that_is_not_retried(
             await sdk_call(client, 1)
     assert not [r for r in caplog.records if "x-stainless" in r.getMessage()]
     assert not classify._warned_of_sdk_retries
+
+
+def test_httpx2_answers_are_judged_alike() -> None:
+    httpx2 = pytest.importorskip("httpx2")
+    pytest.importorskip("httpx_resilience.httpx2")  # registers the flavour
+    request = httpx2.Request("POST", "http://127.0.0.1/v1/messages")
+    overloaded = httpx2.Response(529, headers={"retry-after-ms": "250"}, request=request)
+    assert MODEL_API(Outcome(result=overloaded))
+    assert HTTP_CLASSIFIER.retry_after(Outcome(result=overloaded)) == 0.25
+    refused = httpx2.Response(503, headers={"x-should-retry": "false"}, request=request)
+    assert not MODEL_API(Outcome(result=refused))
+    error = httpx2.HTTPStatusError("status", request=request, response=overloaded)
+    assert MODEL_API(Outcome(exception=error))
+    assert MODEL_API(Outcome(exception=httpx2.ConnectError("refused", request=request)))
