@@ -279,3 +279,18 @@ async def test_for_a_stream_the_attempt_timeout_bounds_the_wait_for_its_first_by
         api.script(Reply(**{**vars(streamed(api.requests[0])), "delay": 0.6}))
         assert await sdk.stream() == TEXT
         assert len(api.requests) == 3
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", ["openai", "anthropic"])
+async def test_the_sdk_recipe_on_a_transport(name: str, api: LoopbackServer) -> None:
+    """For an httpx2 client made elsewhere: the transport takes the profile as well."""
+    httpx2 = pytest.importorskip("httpx2")
+    transport = resilient_httpx2.ResilienceTransport(model_api(NoWaits()))
+    async with httpx2.AsyncClient(transport=transport) as http:
+        sdk = SDK(name, sdk_client(name, http, api.url))
+        api.script(sdk.error(529))
+        text, response = await sdk.create()
+    assert text == TEXT
+    assert len(response.extensions["resilience"].attempts) == 2
+    assert sent_once_by_the_sdk(api)
