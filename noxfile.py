@@ -34,8 +34,11 @@ def tests(session: nox.Session) -> None:
     The Redis tests start their own ``redis-server`` (found on PATH) and skip without one,
     unless ``HTTPX_RESILIENCE_REQUIRE_REDIS=1`` (as in ``.ci/run``) makes that a failure; nox
     passes the environment, that variable included, through to the tests.
+
+    The HTTP tests run on httpx and on httpx2; the ``httpx2`` extra installs it where it
+    installs (Python >= 3.11), and its runs are skipped elsewhere.
     """
-    session.install("-e", ".[dev,cli,redis]")
+    session.install("-e", ".[dev,cli,redis,httpx2]")
     if session.python != PYTHONS[-1]:
         session.run("pytest", *session.posargs)
         return
@@ -55,10 +58,12 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
-def typecheck(session: nox.Session) -> None:
+@nox.parametrize("httpx2", [True, False])
+def typecheck(session: nox.Session, httpx2: bool) -> None:
     """mypy --strict on the library and its tests, with every extra installed so their
-    imports are checked (for Python 3.10, the oldest supported: ``[tool.mypy]``)."""
-    session.install("-e", ".[dev,cli,redis,otel]")
+    imports are checked (for Python 3.10, the oldest supported: ``[tool.mypy]``); and once
+    without httpx2, an extra the library must type-check without."""
+    session.install("-e", ".[dev,cli,redis,otel,httpx2]" if httpx2 else ".[dev,cli,redis,otel]")
     session.run("mypy", "--strict", "src", "tests")
 
 

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from .flavours import Flavour, make_flavour, parametrize_flavour
+
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
@@ -27,3 +29,14 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The HTTP tests run once per flavour, httpx and httpx2 (see tests/flavours.py)."""
+    parametrize_flavour(metafunc)
+
+
+@pytest.fixture
+def flavour(request: pytest.FixtureRequest) -> Flavour:
+    """httpx or httpx2 (the test is parametrized over both)."""
+    return make_flavour(str(request.param))

@@ -78,6 +78,8 @@ async def test_python_blocks_run(page: Path, request: pytest.FixtureRequest) -> 
     code_blocks = _blocks_with_output(page, "python")
     if not code_blocks:
         return
+    if any("import httpx2" in code for _, code, _ in code_blocks):
+        pytest.importorskip("httpx2", reason="httpx2 is not installed (Python >= 3.11)")
     namespace: dict[str, Any] = {"__name__": "__docs__"}
     redis_url = None
     if any("redis" in code for _, code, _ in code_blocks):

@@ -63,6 +63,21 @@ def test_every_scenario_reports_both_clients_with_consistent_counts(scenario: st
     assert summary.takeaway
 
 
+def test_the_demo_runs_on_httpx2() -> None:
+    httpx2 = pytest.importorskip("httpx2", reason="httpx2 is not installed (Python >= 3.11)")
+    from httpx_resilience import httpx2 as layer
+
+    args = build_parser().parse_args(["demo", "--httpx2"])
+    options = DemoOptions.from_args(args)
+    assert options.client_classes() == (httpx2.AsyncClient, layer.ResilientClient)
+    summary = run(*SHORT, "--requests", "20", "--httpx2", "--plain")
+    for figures in summary.clients:
+        assert figures.logical_requests == 20
+        assert sum(count for _, count in figures.failures) == 20 - figures.successes
+    # Errors of httpx2 are counted as failures like httpx's, not raised out of the demo.
+    assert summary.client(RESILIENT_NAME).successes > 0
+
+
 def test_plain_httpx_sends_each_call_once() -> None:
     plain = short_run("flaky").client(PLAIN_NAME)
     assert plain.upstream_per_request == 1.0

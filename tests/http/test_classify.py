@@ -31,6 +31,8 @@ from httpx_resilience.http.classify import (
 )
 from httpx_resilience.testing import FakeClock
 
+from ..flavours import httpx_only
+
 REQUEST = httpx.Request("GET", "http://127.0.0.1/")
 
 
@@ -294,6 +296,7 @@ class Body(httpx.AsyncByteStream):
 
 
 @pytest.mark.anyio
+@httpx_only  # Body is an httpx stream
 async def test_discard_reads_a_short_body_to_the_end_and_closes() -> None:
     body = Body(10_000)
     response = httpx.Response(503, stream=body, request=REQUEST)
@@ -304,6 +307,7 @@ async def test_discard_reads_a_short_body_to_the_end_and_closes() -> None:
 
 
 @pytest.mark.anyio
+@httpx_only  # Body is an httpx stream
 async def test_discard_cuts_a_long_body_short() -> None:
     body = Body(10_000_000)
     response = httpx.Response(503, stream=body, request=REQUEST)
@@ -313,6 +317,7 @@ async def test_discard_cuts_a_long_body_short() -> None:
 
 
 @pytest.mark.anyio
+@httpx_only  # Body is an httpx stream
 async def test_discard_gives_up_on_a_body_that_never_ends() -> None:
     class Endless(Body):
         async def __anext__(self) -> bytes:

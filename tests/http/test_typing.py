@@ -16,6 +16,8 @@ import httpx_resilience
 
 mypy_api = pytest.importorskip("mypy.api")
 
+ONE_FLAVOUR = True  # the scripts name both packages themselves
+
 SOURCE = Path(httpx_resilience.__file__).parent.parent
 
 SCRIPT = """\

@@ -11,9 +11,17 @@ import pytest
 from httpx_resilience import Pipeline, ResilienceTransport, ResilientClient
 from httpx_resilience._loopback import LoopbackServer
 
+from ..flavours import Flavour, switch_test_modules
+
 #: httpx timeouts for the tests: short enough that a leaked connection shows up quickly as a
 #: PoolTimeout, long enough never to fire on a healthy loopback exchange.
 TEST_TIMEOUT = httpx.Timeout(2.0, pool=0.5)
+
+
+@pytest.fixture(autouse=True)
+def _on_flavour(flavour: Flavour, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every integration test runs on httpx and on httpx2 (see tests/flavours.py)."""
+    switch_test_modules(flavour, monkeypatch)
 
 
 class MakeClient(Protocol):
@@ -25,7 +33,7 @@ class MakeClient(Protocol):
         *,
         limits: httpx.Limits | None = None,
         retry_non_idempotent: bool = False,
-        timeout: httpx.Timeout = TEST_TIMEOUT,
+        timeout: httpx.Timeout | None = None,
     ) -> httpx.AsyncClient: ...
 
 
@@ -60,8 +68,10 @@ def make_client(request: pytest.FixtureRequest, server: LoopbackServer) -> MakeC
         *,
         limits: httpx.Limits | None = None,
         retry_non_idempotent: bool = False,
-        timeout: httpx.Timeout = TEST_TIMEOUT,
+        timeout: httpx.Timeout | None = None,
     ) -> httpx.AsyncClient:
+        # Read here, not as defaults: the flavour under test swaps them (tests/flavours.py).
+        timeout = timeout if timeout is not None else TEST_TIMEOUT
         pool = limits if limits is not None else httpx.Limits()
         if kind == "client":
             return ResilientClient(

@@ -35,8 +35,11 @@ openai = pytest.importorskip("openai")
 anthropic = pytest.importorskip("anthropic")
 resilient_httpx2 = pytest.importorskip("httpx_resilience.httpx2")
 
-#: (SDK, the ResilientClient flavour it is given).
+#: (SDK, the package of the ResilientClient it is given).
 SDKS = [("openai", "httpx2"), ("anthropic", "httpx2"), ("openai", "httpx")]
+
+#: The SDKs pick their package: this module is not run once per flavour (tests/flavours.py).
+ONE_FLAVOUR = True
 
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 
@@ -92,9 +95,9 @@ class SDK:
         return anthropic_error(status, **headers)
 
 
-def resilient_client(flavour: str, **kwargs: Any) -> Any:
-    """A ``ResilientClient`` of ``flavour`` (``"httpx"`` or ``"httpx2"``)."""
-    module: Any = resilient_httpx2 if flavour == "httpx2" else httpx_resilience
+def resilient_client(package: str, **kwargs: Any) -> Any:
+    """A ``ResilientClient`` for ``package`` (``"httpx"`` or ``"httpx2"``)."""
+    module: Any = resilient_httpx2 if package == "httpx2" else httpx_resilience
     return module.ResilientClient(**kwargs)
 
 
@@ -122,8 +125,8 @@ def model_api(clock: Clock) -> Registry:
 
 @pytest.fixture(params=SDKS, ids=lambda p: f"{p[0]}-on-{p[1]}")
 async def sdk(request: pytest.FixtureRequest, api: LoopbackServer) -> AsyncIterator[SDK]:
-    name, flavour = request.param
-    async with resilient_client(flavour, profiles=model_api(NoWaits())) as http:
+    name, package = request.param
+    async with resilient_client(package, profiles=model_api(NoWaits())) as http:
         yield SDK(name, sdk_client(name, http, api.url))
 
 
@@ -234,13 +237,13 @@ class FastClock:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("name", "flavour"), SDKS, ids=lambda p: str(p))
+@pytest.mark.parametrize(("name", "package"), SDKS, ids=lambda p: str(p))
 async def test_a_90_s_generation_is_not_cut_by_the_attempt_timeout(
-    name: str, flavour: str, api: LoopbackServer
+    name: str, package: str, api: LoopbackServer
 ) -> None:
     clock = FastClock(100.0)  # the server's 0.9 s are 90 s to the pipeline
     api.set_handler(lambda request: _slowly(fake_model_api(request), 0.9))
-    async with resilient_client(flavour, profiles=model_api(clock)) as http:
+    async with resilient_client(package, profiles=model_api(clock)) as http:
         text, response = await SDK(name, sdk_client(name, http, api.url)).create()
     assert text == TEXT
     assert len(response.extensions["resilience"].attempts) == 1
@@ -248,7 +251,7 @@ async def test_a_90_s_generation_is_not_cut_by_the_attempt_timeout(
     # The standard pipeline's 10 s attempt timeout (0.1 s here) would have cut it.
     standard = Pipeline.builder(clock=clock).timeout(10.0).build()
     timed_out = openai.APITimeoutError if name == "openai" else anthropic.APITimeoutError
-    async with resilient_client(flavour, pipeline=standard) as http:
+    async with resilient_client(package, pipeline=standard) as http:
         with pytest.raises(timed_out):
             await SDK(name, sdk_client(name, http, api.url)).create()
 

@@ -19,12 +19,13 @@ When an application has called ``httpx2.alias_httpx()`` before importing this li
 
 from __future__ import annotations
 
+import sys
 from types import ModuleType
 from typing import Any
 
 import httpx
 
-__all__ = ["HTTPX", "Flavour", "of", "rebase", "register"]
+__all__ = ["HTTPX", "Flavour", "of", "rebase", "refresh", "register"]
 
 
 class Flavour:
@@ -129,6 +130,15 @@ def register(module: ModuleType) -> Flavour:
 
 #: The flavour of ``import httpx`` (httpx2 itself when ``httpx2.alias_httpx()`` came first).
 HTTPX = register(httpx)
+
+
+def refresh() -> None:
+    """Register httpx2 if the application has imported it, so that an outcome of httpx2 is
+    recognised even where ``httpx_resilience.httpx2`` was never imported (a pipeline around
+    the application's own httpx2 calls). Cheap; called on the paths that read a failure."""
+    module = sys.modules.get("httpx2")
+    if module is not None and module not in _FLAVOURS:
+        register(module)
 
 
 def of(obj: object) -> Flavour:

@@ -19,8 +19,8 @@ counting one would open on the caller's own load rather than the dependency's he
 :func:`retry_statuses` builds a retry's ``handle=`` from another set of statuses (a model
 API's: 408, 409, 429, any 5xx) and obeys the ``x-should-retry`` header such APIs send.
 
-Everything here recognises the responses and errors of httpx2 as well as httpx's, once
-``httpx_resilience.httpx2`` has been imported.
+Everything here recognises the responses and errors of httpx2 as well as httpx's, whenever
+the application has imported httpx2.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def _transient_exception(exc: BaseException) -> bool:
     # ResilientClient (one client's pipeline called inside another's), but is never transient.
     if _is_rejection(exc):
         return False
+    _flavour.refresh()
     if isinstance(exc, _flavour.HTTP_STATUS_ERRORS):
         # raise_for_status() in a response hook (httpx's own recipe): read the response it
         # carries, as if it had been returned.
@@ -265,6 +266,7 @@ class HTTPClassifier(Classifier):
         """The response's ``retry-after-ms`` or ``Retry-After``, in seconds, if it has a
         usable one (``retry-after-ms`` first, as the OpenAI and Anthropic SDKs read them)."""
         response = outcome.result
+        _flavour.refresh()
         if isinstance(outcome.exception, _flavour.HTTP_STATUS_ERRORS):
             response = outcome.exception.response
         if not isinstance(response, _flavour.RESPONSES):
@@ -279,6 +281,7 @@ class HTTPClassifier(Classifier):
 
     def fresh(self, value: Any, context: Any) -> Any:
         """A response of its own for each caller, when a fallback value is a response."""
+        _flavour.refresh()
         if not isinstance(value, _flavour.RESPONSES):
             return value
         # The body is copied decoded: the encoding and length the server sent no longer apply.
@@ -306,6 +309,7 @@ class HTTPClassifier(Classifier):
             # Only here, on the way to another try: the happy path pays nothing for it.
             _warn_of_sdk_retries(outcome)
         response = outcome.result
+        _flavour.refresh()
         if not isinstance(response, _flavour.RESPONSES) or response.is_closed:
             return
         try:

@@ -20,6 +20,7 @@ import httpx
 
 from ..pipeline import Pipeline
 from ..profiles import Profile, Registry
+from . import _flavour
 from ._exchange import Dispatch
 from ._flavour import HTTPX
 from ._profiles import registry_of
@@ -68,7 +69,18 @@ class ResilienceTransport(httpx.AsyncBaseTransport):
         self._dispatch = Dispatch(
             "ResilienceTransport", pipeline, registry, routes, retry_non_idempotent
         )
-        self._transport = transport if transport is not None else self._flavour.AsyncHTTPTransport()
+        flavour = self._flavour
+        if transport is None:
+            transport = flavour.AsyncHTTPTransport()
+        elif isinstance(transport, _flavour.ASYNC_TRANSPORTS) and not isinstance(
+            transport, flavour.AsyncBaseTransport
+        ):
+            # It would answer with the other package's responses, which the client refuses.
+            raise TypeError(
+                f"ResilienceTransport: transport must be a {flavour.name} transport, got "
+                f"{transport!r} (a {_package(transport)} one)"
+            )
+        self._transport = transport
 
     @property
     def pipeline(self) -> Pipeline:
@@ -82,8 +94,22 @@ class ResilienceTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through the pipeline and the wrapped transport."""
+        if type(request) is not self._flavour.Request:
+            self._check_request(request)
         send = functools.partial(self._transport.handle_async_request, request)
         return await self._dispatch.exchange(request, send)
+
+    def _check_request(self, request: httpx.Request) -> None:
+        # An httpx2 client given httpx's transport (or the reverse) would fail on the response
+        # with a bare AssertionError: say which transport it needs instead.
+        if isinstance(request, self._flavour.Request):
+            return
+        package = _package(request)
+        layer = "httpx_resilience" if package == "httpx" else f"httpx_resilience.{package}"
+        raise TypeError(
+            f"ResilienceTransport: this is the {self._flavour.name} transport, given a "
+            f"{package} request; a {package} client needs {layer}.ResilienceTransport"
+        )
 
     async def aclose(self) -> None:
         """Close the wrapped transport, and the connections the pipelines hold."""
@@ -91,3 +117,7 @@ class ResilienceTransport(httpx.AsyncBaseTransport):
             await self._transport.aclose()
         finally:
             await self._dispatch.aclose()
+
+
+def _package(obj: object) -> str:
+    return type(obj).__module__.partition(".")[0]

@@ -103,6 +103,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="plain-text output even when rich is installed",
     )
+    parser.add_argument(
+        "--httpx2",
+        action="store_true",
+        help="run both clients on httpx2 (the httpx2 extra) instead of httpx",
+    )
 
 
 def command(args: argparse.Namespace) -> int:

@@ -9,11 +9,10 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 import anyio
-import httpx
 
 from ..._loopback import LoopbackServer, ReceivedRequest, Reply
 from ...context import ExecutionReport
-from ...http.client import ResilientClient
+from ...http import _flavour
 from .display import Display, make_display
 from .figures import DemoSummary, Lane, client_gauges
 from .options import PLAIN_NAME, RESILIENT_NAME, DemoOptions
@@ -51,7 +50,7 @@ async def _call(lane: Lane, url: str) -> None:
     began = time.perf_counter()
     try:
         response = await lane.client.get(url)
-    except httpx.HTTPError as exc:
+    except _flavour.HTTP_ERRORS as exc:  # httpx's or httpx2's
         lane.record(time.perf_counter() - began, type(exc).__name__, None)
         return
     latency = time.perf_counter() - began
@@ -110,7 +109,8 @@ async def _drive(lanes: Sequence[Lane], options: DemoOptions, display: Display) 
 async def _run(options: DemoOptions, display: Display) -> DemoSummary:
     scenario = SCENARIOS[options.scenario]
     with LoopbackServer() as plain_upstream, LoopbackServer() as resilient_upstream:
-        async with httpx.AsyncClient() as plain, ResilientClient() as resilient:
+        plain_client, resilient_client = options.client_classes()
+        async with plain_client() as plain, resilient_client() as resilient:
             lanes = [
                 Lane(PLAIN_NAME, plain, plain_upstream),
                 Lane(RESILIENT_NAME, resilient, resilient_upstream, client_gauges(resilient)),

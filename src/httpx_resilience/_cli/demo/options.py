@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ...http.client import ResilientClient
 
 __all__ = ["DEFAULT_SEED", "PLAIN_NAME", "RESILIENT_NAME", "DemoOptions"]
 
@@ -26,6 +31,8 @@ class DemoOptions:
         interval: Seconds between the starts of one user's calls (a user whose call took
             longer starts the next one at once).
         plain: Plain-text output even when rich is installed.
+        httpx2: Both clients on httpx2 (``httpx2.AsyncClient`` and
+            ``httpx_resilience.httpx2.ResilientClient``) rather than httpx.
     """
 
     scenario: str = "flaky"
@@ -35,6 +42,7 @@ class DemoOptions:
     requests: int | None = None
     interval: float = 0.1
     plain: bool = False
+    httpx2: bool = False
 
     @property
     def offered_rate(self) -> float:
@@ -51,4 +59,19 @@ class DemoOptions:
             seed=args.seed,
             requests=args.requests,
             plain=args.plain,
+            httpx2=args.httpx2,
         )
+
+    def client_classes(self) -> tuple[Any, Any]:
+        """The plain client class and the resilient one: httpx's, or with ``httpx2`` httpx2's."""
+        if not self.httpx2:
+            return httpx.AsyncClient, ResilientClient
+        try:
+            import httpx2
+
+            from ... import httpx2 as layer
+        except ImportError:
+            raise SystemExit(
+                "--httpx2 needs httpx2: pip install 'httpx-resilience[httpx2]' (Python >= 3.11)"
+            ) from None
+        return httpx2.AsyncClient, layer.ResilientClient
