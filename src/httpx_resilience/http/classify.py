@@ -39,7 +39,7 @@ import httpx
 from .._numbers import ascii_decimal, ascii_int
 from ..errors import TimeoutRejected
 from ..outcome import Classifier, Outcome, OutcomePredicate, _is_rejection
-from ..telemetry import logger
+from ..telemetry import logger, safe_url
 from . import _flavour
 
 __all__ = [
@@ -237,15 +237,20 @@ def _warn_of_sdk_retries(outcome: Outcome[Any]) -> None:
         return
     _warned_of_sdk_retries = True
     logger.warning(
-        "%s %s carries %s: %s, so its SDK retries it too, on top of this pipeline: each "
-        "layer's tries multiply the other's. Turn the SDK's own retries off "
+        "A %s request to %s carries %s: %s, so its SDK retries it too, on top of this "
+        "pipeline: each layer's tries multiply the other's. Turn the SDK's own retries off "
         "(max_retries=0 for OpenAI's and Anthropic's clients) and let the pipeline retry. "
         "(Logged once.)",
         request.method,
-        request.url,
+        # The origin only: a path or query may hold a secret, and no redaction is known here.
+        safe_url(request.url, redact_path=_no_path),
         SDK_RETRY_COUNT_HEADER,
         count,
     )
+
+
+def _no_path(path: str) -> str:
+    return ""
 
 
 class HTTPClassifier(Classifier):
