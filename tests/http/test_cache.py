@@ -195,22 +195,22 @@ class Chunks(httpx.AsyncByteStream):
         return self.pieces.pop(0)
 
 
-class Streaming(httpx.AsyncBaseTransport):
-    def __init__(self, upstream: Switchable, body: bytes, headers: dict[str, str]) -> None:
-        self.upstream = upstream
-        self.body = body
-        self.headers = headers
+def streaming(upstream: Switchable, body: bytes, headers: dict[str, str]) -> httpx.MockTransport:
+    """A transport answering with ``body`` streamed in chunks (a transport of the package
+    under test: tests/flavours.py)."""
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.upstream.down:
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if upstream.down:
             return httpx.Response(503)
-        return httpx.Response(200, headers=self.headers, stream=Chunks(self.body))
+        return httpx.Response(200, headers=headers, stream=Chunks(body))
+
+    return httpx.MockTransport(handle)
 
 
 async def test_streamed_and_transport_level_responses_are_stored_once_read() -> None:
     upstream = Switchable(echo)
     cache = ResponseCache()
-    inner = Streaming(upstream, gzip.compress(b"compressed body"), {"Content-Encoding": "gzip"})
+    inner = streaming(upstream, gzip.compress(b"compressed body"), {"Content-Encoding": "gzip"})
     transport = ResilienceTransport(Pipeline.builder().fallback(cache=cache).build(), inner)
     async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
         async with client.stream("GET", "/gz") as streamed:
@@ -226,7 +226,7 @@ async def test_streamed_and_transport_level_responses_are_stored_once_read() -> 
 async def test_a_stream_abandoned_half_way_is_not_stored() -> None:
     upstream = Switchable(echo)
     cache = ResponseCache()
-    inner = Streaming(upstream, b"x" * 10_000, {})
+    inner = streaming(upstream, b"x" * 10_000, {})
     transport = ResilienceTransport(Pipeline.builder().fallback(cache=cache).build(), inner)
     # Closed unread (reading part of it would leave an async generator of httpx's own
     # unfinished, which trio reports): nothing may be stored either way.
@@ -241,7 +241,7 @@ async def test_a_stream_abandoned_half_way_is_not_stored() -> None:
 async def test_a_streamed_body_over_the_limit_is_not_stored() -> None:
     upstream = Switchable(echo)
     cache = ResponseCache(max_body_bytes=10)
-    inner = Streaming(upstream, b"x" * 11, {})
+    inner = streaming(upstream, b"x" * 11, {})
     transport = ResilienceTransport(Pipeline.builder().fallback(cache=cache).build(), inner)
     async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
         assert (await client.get("/big")).content == b"x" * 11
