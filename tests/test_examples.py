@@ -30,9 +30,15 @@ EXPECTED = {
         "summary: 4/5 succeeded, 5 retries, 10 requests reached the upstream",
     ],
     "sdk_client.py": [
-        "answer: Hello from the fake API.",
-        "1 SDK call, 2 HTTP requests to the API: 503, then 200",
-        "retried by the pipeline: 1 (SDK retries: off)",
+        "openai: Hello from the fake API.",
+        # retry-after-ms: 300 sets the wait, whatever the jitter.
+        "429, then 200; waited at least 0.3 s",
+        "anthropic: Hello from the fake API.",
+        "529, then 200",
+        "anthropic, streamed: Hello from the fake API.",
+        "2 HTTP requests: 503, then the stream",
+        # The retries were the pipeline's: the SDKs sent every call once.
+        "6 HTTP requests for 3 SDK calls; SDK retries: {'0'}",
     ],
     "fastapi_app.py": [
         'GET /products/sku-1 -> 200 {"sku": "sku-1", "in_stock": 7, "price": 19.99, '
@@ -55,6 +61,9 @@ EXPECTED = {
 # Examples that need a Redis server: the test starts one of its own and passes its REDIS_URL.
 NEEDS_REDIS = {"redis_shared_limit.py"}
 
+# Examples that need packages which install only on some Pythons (httpx2: 3.11 and later).
+NEEDS_PACKAGES = {"sdk_client.py": ("httpx2", "openai", "anthropic")}
+
 
 def test_every_example_is_checked() -> None:
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
@@ -62,6 +71,8 @@ def test_every_example_is_checked() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_runs(name: str, request: pytest.FixtureRequest) -> None:
+    for package in NEEDS_PACKAGES.get(name, ()):
+        pytest.importorskip(package)
     env = dict(os.environ)
     if name in NEEDS_REDIS:
         # tests/conftest.py: skips without redis-server, fails with

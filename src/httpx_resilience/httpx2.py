@@ -36,7 +36,7 @@ from .http import _flavour
 from .http import client as _client
 from .http import transport as _transport
 from .pipeline import Pipeline
-from .profiles import Registry
+from .profiles import Profile, Registry
 
 __all__ = [
     "BrokenCircuitError",
@@ -157,7 +157,7 @@ if TYPE_CHECKING:
             self,
             *,
             pipeline: Pipeline | None = None,
-            profiles: Registry | str | os.PathLike[str] | None = None,
+            profiles: Registry | Profile | str | os.PathLike[str] | None = None,
             routes: Mapping[str, str] | None = None,
             retry_non_idempotent: bool = False,
             **httpx_kwargs: Unpack[AsyncClientArguments],
@@ -177,7 +177,7 @@ if TYPE_CHECKING:
 
         def __init__(
             self,
-            pipeline: Pipeline | Registry | str | os.PathLike[str] | None = None,
+            pipeline: Pipeline | Registry | Profile | str | os.PathLike[str] | None = None,
             transport: httpx2.AsyncBaseTransport | None = None,
             *,
             routes: Mapping[str, str] | None = None,

@@ -26,7 +26,7 @@ def test_a_pipeline_with_a_path_is_refused_before_the_file_is_read(tmp_path: Pat
 
 @pytest.mark.parametrize("profiles", [{"default": {}}, 3])
 def test_profiles_that_are_neither_a_registry_nor_a_path_are_refused(profiles: object) -> None:
-    message = "profiles must be a Registry or the path of a TOML file, got "
+    message = "profiles must be a Registry, a Profile or the path of a TOML file, got "
     with pytest.raises(TypeError, match=f"ResilientClient: {message}"):
         ResilientClient(profiles=profiles)  # type: ignore[arg-type]
 

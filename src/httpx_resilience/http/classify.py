@@ -22,6 +22,9 @@ dependency is up and asks for less, which a retry (waiting out ``Retry-After``) 
 answer; a breaker that opened on it refused everything while the dependency was serving. Give
 the breaker ``handle=transient`` to count 429s again.
 
+:func:`retry_statuses` builds a retry's ``handle=`` from another set of statuses (a model
+API's: 408, 409, 429, any 5xx) and obeys the ``x-should-retry`` header such APIs send.
+
 Everything here recognises the responses and errors of httpx2 as well as httpx's, whenever
 the application has imported httpx2.
 """
@@ -33,7 +36,7 @@ import datetime
 import email.utils
 import math
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from typing import Any, cast
 
 import anyio
@@ -42,11 +45,13 @@ import httpx
 from .._numbers import ascii_decimal, ascii_int
 from ..errors import TimeoutRejected
 from ..outcome import Classifier, Outcome, OutcomePredicate, _is_rejection
+from ..telemetry import logger, safe_url
 from . import _flavour
 
 __all__ = [
     "HTTP_CLASSIFIER",
     "IDEMPOTENT_METHODS",
+    "SDK_RETRY_COUNT_HEADER",
     "TRANSIENT_STATUS_CODES",
     "UNHEALTHY_STATUS_CODES",
     "HTTPClassifier",
@@ -54,6 +59,7 @@ __all__ = [
     "is_idempotent",
     "parse_rate_limit",
     "parse_retry_after",
+    "retry_statuses",
     "transient",
     "unhealthy",
 ]
@@ -118,6 +124,67 @@ def _is_unhealthy(outcome: Outcome[Any]) -> bool:
 
 #: The default ``handle=`` of a circuit breaker in the HTTP layer: :data:`transient` but 429.
 unhealthy = OutcomePredicate(_is_unhealthy, "unhealthy")
+
+
+def _status_codes(statuses: Iterable[int | str], owner: str) -> frozenset[int]:
+    """``statuses`` (codes, and classes such as ``"5xx"``) as the set of codes they name;
+    ``ValueError`` naming ``owner`` and the value for anything else."""
+    codes: set[int] = set()
+    for status in statuses:
+        if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
+            codes.add(status)
+        elif isinstance(status, str) and status in _STATUS_CLASSES:
+            first = int(status[0]) * 100
+            codes.update(range(first, first + 100))
+        else:
+            raise ValueError(
+                f"{owner}: statuses must be status codes from 100 to 599 or classes "
+                f"'1xx' to '5xx', got {status!r}"
+            )
+    return frozenset(codes)
+
+
+_STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+def retry_statuses(*statuses: int | str) -> OutcomePredicate:
+    """A retry's ``handle=`` for responses with one of ``statuses``, as a model API's SDK
+    retries them: ``retry_statuses(408, 409, 429, "5xx")``.
+
+    ``statuses`` are status codes (100 to 599) and classes (``"5xx"`` is every code from 500
+    to 599). The response header ``x-should-retry`` (sent by OpenAI, Anthropic and other APIs
+    whose SDKs read it) overrides them on an error response: ``false`` is never retried,
+    ``true`` always is. An :class:`httpx.HTTPStatusError` counts as the response it carries;
+    other exceptions are judged as :data:`transient` judges them (transport errors, attempt
+    timeouts).
+    """
+    codes = _status_codes(statuses, "retry_statuses")
+    text = f"retry_statuses({', '.join(repr(s) for s in statuses)})"
+
+    def handle(outcome: Outcome[Any]) -> bool:
+        exc = outcome.exception
+        response: Any
+        if exc is None:
+            response = outcome.result
+        elif isinstance(exc, _flavour.HTTP_STATUS_ERRORS):
+            response = exc.response
+        else:
+            return _transient_exception(exc)
+        status = getattr(response, "status_code", None)
+        if status is None:
+            return False
+        if status >= 400:
+            # A non-standard header the server sets to overrule the client's own judgement.
+            told = response.headers.get("x-should-retry")
+            if told is not None:
+                told = told.strip().lower()
+                if told == "false":
+                    return False
+                if told == "true":
+                    return True
+        return status in codes
+
+    return OutcomePredicate(handle, text)
 
 
 def is_idempotent(request: httpx.Request) -> bool:
@@ -273,6 +340,52 @@ def parse_rate_limit(
     )
 
 
+#: The header in which the OpenAI and Anthropic SDKs (and others Stainless generates) count
+#: their own retries of a call: 0 on the first request, 1 on their first retry...
+SDK_RETRY_COUNT_HEADER = "x-stainless-retry-count"
+
+_warned_of_sdk_retries = False
+
+
+def _request_of(outcome: Outcome[Any]) -> Any:
+    """The request a try's response or transport error belongs to, if it says."""
+    carrier = outcome.result if outcome.exception is None else outcome.exception
+    try:
+        return getattr(carrier, "request", None)
+    except RuntimeError:  # an httpx error made without its request
+        return None
+
+
+def _warn_of_sdk_retries(outcome: Outcome[Any]) -> None:
+    """Log a warning, once per process, when a failed try the pipeline will not return (a
+    retry or a hedge follows it, or a fallback answers) belongs to a request its SDK has
+    already retried: both layers retry, and their tries multiply (3 of the SDK's x 3 of the
+    pipeline's = 9 requests per call)."""
+    global _warned_of_sdk_retries
+    request = _request_of(outcome)
+    headers = getattr(request, "headers", None)
+    value = None if headers is None else headers.get(SDK_RETRY_COUNT_HEADER)
+    count = None if value is None else ascii_int(value)
+    if not count:
+        return
+    _warned_of_sdk_retries = True
+    logger.warning(
+        "A %s request to %s carries %s: %s, so its SDK retries it too, on top of this "
+        "pipeline: each layer's tries multiply the other's. Turn the SDK's own retries off "
+        "(max_retries=0 for OpenAI's and Anthropic's clients) and let the pipeline retry. "
+        "(Logged once.)",
+        request.method,
+        # The origin only: a path or query may hold a secret, and no redaction is known here.
+        safe_url(request.url, redact_path=_no_path),
+        SDK_RETRY_COUNT_HEADER,
+        count,
+    )
+
+
+def _no_path(path: str) -> str:
+    return ""
+
+
 class HTTPClassifier(Classifier):
     """The classifier of the HTTP layer: :data:`transient` (:data:`unhealthy` for a circuit
     breaker), ``Retry-After``, and releasing the connection of a response that will not be
@@ -298,8 +411,8 @@ class HTTPClassifier(Classifier):
         return _unhealthy_exception(exc)
 
     def retry_after(self, outcome: Outcome[Any]) -> float | None:
-        """The response's ``retry-after-ms`` or ``Retry-After``, in seconds, if it has a usable
-        one."""
+        """The response's ``retry-after-ms`` or ``Retry-After``, in seconds, if it has a
+        usable one (``retry-after-ms`` first, as the OpenAI and Anthropic SDKs read them)."""
         response = outcome.result
         _flavour.refresh()
         if isinstance(outcome.exception, _flavour.HTTP_STATUS_ERRORS):
@@ -341,8 +454,13 @@ class HTTPClassifier(Classifier):
         """Read what is left of the body (a little, briefly) and close the response.
 
         Reading a short error body to its end lets the connection go back to the pool for the
-        next try; a long or slow one is cut off and its connection closed instead.
+        next try; a long or slow one is cut off and its connection closed instead. A request
+        that its SDK has already retried (``x-stainless-retry-count`` over 0) is logged, once:
+        the SDK's retries should be off.
         """
+        if not _warned_of_sdk_retries:
+            # Only here, on the way to another try: the happy path pays nothing for it.
+            _warn_of_sdk_retries(outcome)
         response = outcome.result
         _flavour.refresh()
         if not isinstance(response, _flavour.RESPONSES) or response.is_closed:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from ..pipeline import Pipeline
-from ..profiles import Registry
+from ..profiles import Profile, Registry
 from ._exchange import Dispatch
 from ._flavour import HTTPX
 from ._identity import REQUEST_AUTH
@@ -82,7 +82,8 @@ class ResilientClient(httpx.AsyncClient):
             :class:`~httpx_resilience.Registry`, or the path of a TOML file to load one from.
             Each request runs through the pipeline of its profile: the one its
             ``extensions={"resilience.profile": name}`` names, else the first matching route,
-            else ``"default"``.
+            else ``"default"``. One :class:`~httpx_resilience.Profile` serves every request
+            (``Profile.model_api()`` for the client of an LLM SDK).
         routes: Routes tried before the registry's own (``{"api.payments.example":
             "payments", "*.internal.example": "internal", "https://search.example/v2/":
             "search"}``).
@@ -106,7 +107,7 @@ class ResilientClient(httpx.AsyncClient):
         self,
         *,
         pipeline: Pipeline | None = None,
-        profiles: Registry | str | os.PathLike[str] | None = None,
+        profiles: Registry | Profile | str | os.PathLike[str] | None = None,
         routes: Mapping[str, str] | None = None,
         retry_non_idempotent: bool = False,
         **httpx_kwargs: Unpack[AsyncClientArguments],

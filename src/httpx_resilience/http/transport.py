@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import httpx
 
 from ..pipeline import Pipeline
-from ..profiles import Registry
+from ..profiles import Profile, Registry
 from . import _flavour
 from ._exchange import Dispatch
 from ._flavour import HTTPX
@@ -35,7 +35,8 @@ class ResilienceTransport(httpx.AsyncBaseTransport):
         pipeline: The pipeline to run each request through (default:
             :meth:`Pipeline.standard() <httpx_resilience.Pipeline.standard>`), or named profiles
             (a :class:`~httpx_resilience.Registry`, or the path of a TOML file) to route each
-            request to, as :class:`~httpx_resilience.ResilientClient` does.
+            request to, as :class:`~httpx_resilience.ResilientClient` does, or one
+            :class:`~httpx_resilience.Profile` for every request.
         transport: The transport that sends requests (default: a new
             :class:`httpx.AsyncHTTPTransport`).
         routes: Routes tried before the registry's own, with profiles.
@@ -54,14 +55,14 @@ class ResilienceTransport(httpx.AsyncBaseTransport):
 
     def __init__(
         self,
-        pipeline: Pipeline | Registry | str | os.PathLike[str] | None = None,
+        pipeline: Pipeline | Registry | Profile | str | os.PathLike[str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         *,
         routes: Mapping[str, str] | None = None,
         retry_non_idempotent: bool = False,
     ) -> None:
         profiles = None
-        if isinstance(pipeline, (Registry, str, os.PathLike)):
+        if isinstance(pipeline, (Registry, Profile, str, os.PathLike)):
             pipeline, profiles = None, pipeline
         registry = registry_of("ResilienceTransport", pipeline, profiles)
         self._profiles = registry

@@ -23,7 +23,8 @@ The file format (the same shape as a mapping)::
     "api.payments.example" = "payments"
 
 A profile may ``extends`` another and override single fields (a nested table overrides only the
-keys it names; ``false`` turns a policy off). Environment variables
+keys it names; ``false`` turns a policy off); ``"default"`` and ``"model-api"``
+(:meth:`Profile.model_api`) may be extended without being defined. Environment variables
 ``HTTPX_RESILIENCE__<PROFILE>__<FIELD>[__<KEY>]`` override single fields. Every problem is a
 :class:`~httpx_resilience.ConfigError` naming the file, the profile, the key and what was
 expected, all problems at once.
@@ -64,6 +65,8 @@ from ._routing import _route_problems as _route_problems
 from ._routing import _url_route as _url_route
 from ._schema import _OFF as _OFF
 from ._schema import DEFAULT_PROFILE as DEFAULT_PROFILE
+from ._schema import MODEL_API_PROFILE as MODEL_API_PROFILE
+from ._schema import MODEL_API_STATUSES as MODEL_API_STATUSES
 from ._schema import AdaptiveLimitOptions as AdaptiveLimitOptions
 from ._schema import AdaptiveThrottleOptions as AdaptiveThrottleOptions
 from ._schema import AlternateOptions as AlternateOptions
@@ -79,12 +82,14 @@ from ._schema import RateLimitOptions as RateLimitOptions
 from ._schema import RedisOptions as RedisOptions
 from ._schema import RetryOptions as RetryOptions
 from ._schema import _as_mapping as _as_mapping
+from ._schema import _built_in as _built_in
 from ._schema import settings as settings
 from ._values import _HEADER_NAMES as _HEADER_NAMES
 from ._values import _HTTP_URL as _HTTP_URL
 from ._values import _NEVER as _NEVER
 from ._values import _PARTITION as _PARTITION
 from ._values import _REDIS_URL as _REDIS_URL
+from ._values import _STATUSES as _STATUSES
 from ._values import _header_names as _header_names
 from ._values import _http_url as _http_url
 from ._values import _redis_url as _redis_url

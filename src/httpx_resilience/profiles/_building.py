@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..context import by_origin
 from ..errors import ConfigError
+from ..http.classify import retry_statuses
 from ..pipeline import Pipeline, Policy
 from ..policies._options import vars_of
 from ..policies.adaptive_limit import AdaptiveLimiter, AdaptiveLimitPolicyOptions
@@ -69,6 +70,11 @@ def _partitioning(options: Any) -> dict[str, Any]:
     return {"key": key, "max_partitions": options.max_partitions}
 
 
+def _retried(statuses: tuple[int | str, ...] | None) -> Any:
+    """A retry's ``handle=`` for the statuses a profile names, or ``None`` (the classifier's)."""
+    return None if statuses is None else retry_statuses(*statuses)
+
+
 def _rate_limiter(options: RateLimitOptions, parts: _Parts) -> Policy:
     backend = {} if options.backend is None else {"backend": _redis_backend(options.backend)}
     return RateLimiter(
@@ -104,7 +110,10 @@ def _fallback(options: FallbackOptions, parts: _Parts) -> Policy:
 _POLICIES: dict[str, Callable[[Any, _Parts], Policy]] = {
     "total_timeout": lambda seconds, parts: Timeout(seconds, clock=parts.clock),
     "retry": lambda options, parts: Retry(
-        **options._arguments(RetryPolicyOptions), budget=parts.budget, clock=parts.clock
+        **options._arguments(RetryPolicyOptions),
+        handle=_retried(options.statuses),
+        budget=parts.budget,
+        clock=parts.clock,
     ),
     "hedging": lambda options, parts: Hedging(
         **vars_of(options), budget=parts.budget, clock=parts.clock

@@ -21,7 +21,7 @@ from .._validate import Rule
 from ..errors import ConfigError
 from ._options import _at, _field_types, _options_class, _Problems, _unknown
 from ._routing import _route_problems
-from ._schema import DEFAULT_PROFILE, Profile, _as_mapping
+from ._schema import DEFAULT_PROFILE, Profile, _as_mapping, _built_in
 
 if sys.version_info >= (3, 11):
     import tomllib as _tomllib
@@ -123,8 +123,9 @@ def _extend(
         problems.append(f"profiles.{chain[0]}.extends: cycle {cycle}")
         return None
     if parent not in raw_profiles:
-        if parent == DEFAULT_PROFILE:
-            base: dict[str, Any] | None = _as_mapping(Profile.standard())
+        built_in = _built_in(parent)
+        if built_in is not None:
+            base: dict[str, Any] | None = _as_mapping(built_in)
         else:
             problems.append(
                 _unknown(parent, raw_profiles, f"profiles.{name}.extends").replace(

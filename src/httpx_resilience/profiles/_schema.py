@@ -32,7 +32,7 @@ from ..policies.rate_limit import RateLimiterPolicyOptions
 from ..policies.retry import RetryPolicyOptions
 from ._building import build_pipeline
 from ._options import _field, _field_types, _Options, _options_class
-from ._values import _HEADER_NAMES, _HTTP_URL, _NEVER, _PARTITION, _REDIS_URL
+from ._values import _HEADER_NAMES, _HTTP_URL, _NEVER, _PARTITION, _REDIS_URL, _STATUSES
 
 if TYPE_CHECKING:
     from .._clock import Clock
@@ -43,6 +43,12 @@ if TYPE_CHECKING:
 #: The profile a request uses when neither its extensions nor a route name one.
 DEFAULT_PROFILE = "default"
 
+#: The name a file's profile ``extends`` to build on :meth:`Profile.model_api`.
+MODEL_API_PROFILE = "model-api"
+
+#: What the model APIs' SDKs (OpenAI, Anthropic) retry: :meth:`Profile.model_api`'s statuses.
+MODEL_API_STATUSES: tuple[int | str, ...] = (408, 409, 429, "5xx")
+
 
 @dataclass(frozen=True)
 class RetryOptions(RetryPolicyOptions):
@@ -50,10 +56,16 @@ class RetryOptions(RetryPolicyOptions):
 
     Unlike a bare ``Retry``, a profile's retry has a :class:`BudgetOptions` budget unless it is
     turned off (``budget = false``): a shared configuration should not allow retry storms.
+
+    ``statuses`` (codes and classes such as ``"5xx"``) replaces the statuses retried (408,
+    429, 500, 502, 503 and 504 by default) with
+    :func:`~httpx_resilience.http.classify.retry_statuses`, which also obeys an
+    ``x-should-retry`` response header.
     """
 
     max_attempts: int = _field(integer(1), 3)  # required in a profile (no stop= to end it)
     budget: BudgetOptions | None = field(default_factory=BudgetOptions)
+    statuses: tuple[int | str, ...] | None = _field(_STATUSES, None, optional=True)
 
 
 @dataclass(frozen=True)
@@ -217,6 +229,48 @@ class Profile(_Options):
             ),
         )
 
+    @classmethod
+    def model_api(cls) -> Profile:
+        """A profile for a model API (OpenAI, Anthropic...) called through its SDK with the
+        SDK's own retries off (``max_retries=0``): this profile retries as the SDK would.
+
+        - POST is retried (``retry_non_idempotent``): the SDKs send no ``Idempotency-Key``,
+          and a retried generation changes nothing but the bill, as the SDK's own retry does;
+        - on 408, 409, 429 and any 5xx (529: overloaded), unless the answer says
+          ``x-should-retry: false`` (``true`` forces a retry), waiting what ``retry-after-ms``
+          or ``Retry-After`` asks for up to two minutes; 3 tries, full jitter from 0.5 s up to
+          8 s, with a retry budget;
+        - an attempt timeout of 10 minutes, the SDKs' own request timeout, so that a long
+          generation is not cut; for a streamed call (``stream=True``) it bounds the wait for
+          the response headers only, and the SDK's httpx read timeout the gaps between events;
+        - a total timeout of 30 minutes, and a circuit breaker per origin as the standard
+          profile's, sampling 20 minutes (twice the attempt timeout).
+
+        Use it for every request of a client (``ResilientClient(profiles=Profile.model_api())``)
+        or extend it in a file (``extends = "model-api"``).
+        """
+        standard = STANDARD
+        attempt_timeout = 600.0
+        return cls(
+            total_timeout=1800.0,
+            attempt_timeout=attempt_timeout,
+            retry=RetryOptions(
+                max_attempts=3,
+                base_delay=0.5,
+                max_delay=8.0,
+                max_retry_after=120.0,
+                statuses=MODEL_API_STATUSES,
+            ),
+            circuit_breaker=CircuitBreakerOptions(
+                **{
+                    **vars_of(standard.circuit_breaker),
+                    "sampling_duration": 2 * attempt_timeout,
+                },
+                partition="origin",
+            ),
+            retry_non_idempotent=True,
+        )
+
     def _cross_checks(self) -> list[tuple[str, str]]:
         problems = []
         total, attempt = self.total_timeout, self.attempt_timeout
@@ -276,6 +330,16 @@ class Profile(_Options):
 
 
 _OFF: Any = object()
+
+
+def _built_in(name: str) -> Profile | None:
+    """The built-in profile a file may extend without defining it: ``"default"`` (the
+    standard profile) or ``"model-api"``; ``None`` for any other name."""
+    if name == DEFAULT_PROFILE:
+        return Profile.standard()
+    if name == MODEL_API_PROFILE:
+        return Profile.model_api()
+    return None
 
 
 def settings(profile: Profile) -> dict[str, Any]:

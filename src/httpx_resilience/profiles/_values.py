@@ -1,4 +1,5 @@
-"""Checks of the values only profiles hold: Redis and HTTP URLs, lists of header names.
+"""Checks of the values only profiles hold: Redis and HTTP URLs, lists of header names and of
+status codes.
 
 A URL may carry a password, so every message shows it through :func:`masked_url`.
 """
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit
 
 from .._validate import Rule, choice
 from ..http._identity import identity_headers
+from ..http.classify import _status_codes
 
 #: Whether a policy keeps one state per origin (``"origin"``) or one for all (``"none"``).
 _PARTITION = choice("none", "origin")
@@ -82,3 +84,21 @@ _HEADER_NAMES = Rule("a list of header names", _header_names, tuple)
 # Private responses are never stored (one user's answer must not reach another): the key stays
 # readable so that old files load, but only as false.
 _NEVER = Rule("false (private responses are never stored)", lambda v: v is False)
+
+
+def _statuses(value: Any) -> bool:
+    if not isinstance(value, (list, tuple)) or not value:
+        return False
+    try:
+        _status_codes(value, "profiles")
+    except ValueError:
+        return False
+    return True
+
+
+#: What a retry retries (``retry.statuses``): codes and classes, as ``retry_statuses`` takes.
+_STATUSES = Rule(
+    "a non-empty list of status codes (100 to 599) and classes ('1xx' to '5xx')",
+    _statuses,
+    tuple,
+)
