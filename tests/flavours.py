@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,7 +63,17 @@ def parametrize_flavour(metafunc: pytest.Metafunc) -> None:
         or getattr(metafunc.module, "ONE_FLAVOUR", False)
         or metafunc.module.__name__.startswith(_ONE_FLAVOUR)
     )
-    metafunc.parametrize("flavour", FLAVOURS[:1] if only else FLAVOURS, indirect=True)
+    metafunc.parametrize("flavour", FLAVOURS[:1] if only else _wanted(), indirect=True)
+
+
+def _wanted() -> tuple[str, ...]:
+    """The flavours to run on: both, unless ``HTTPX_RESILIENCE_FLAVOURS`` (comma-separated, as
+    noxfile.py sets it for the Pythons between the oldest and the newest) names fewer."""
+    wanted = os.environ.get("HTTPX_RESILIENCE_FLAVOURS", ",".join(FLAVOURS))
+    names = tuple(name.strip() for name in wanted.split(",") if name.strip())
+    if not names or set(names) - set(FLAVOURS):
+        raise ValueError(f"HTTPX_RESILIENCE_FLAVOURS must name httpx and/or httpx2, got {wanted!r}")
+    return names
 
 
 def make_flavour(name: str) -> Flavour:
