@@ -95,7 +95,7 @@ def bench(session: nox.Session) -> None:
     then the memory of a partitioned breaker under a flood of distinct keys; then the breaker's
     standard numbers against noise and outages; then the adaptive limit's candidate algorithms
     against a simulated upstream; then clients against an overloaded upstream of fixed capacity
-    (about three minutes).
+    (about three minutes); then 500 closed-loop callers against a fast upstream.
 
     ``nox -s bench -- ARGS`` passes ARGS to overhead.py only.
     """
@@ -106,6 +106,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/breaker_defaults.py")
     session.run("python", "benchmarks/adaptive_limit.py")
     session.run("python", "benchmarks/overload.py")
+    session.run("python", "benchmarks/many_callers.py")
 
 
 @nox.session

@@ -113,3 +113,23 @@ def test_the_overload_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     for row in figures["loads"]["3.0"].values():
         # The upstream process counted the requests: the client got some through.
         assert row["upstream_per_call"] > 0
+
+
+def test_the_many_callers_benchmark_runs_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "many.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "many_callers.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "50 closed-loop callers x 2 GETs" in result.stdout
+    figures = json.loads(out.read_text())
+    assert set(figures) == {"httpx.AsyncClient", "ResilientClient()", "ResilientClient(adaptive)"}
+    # A fast upstream, callers who wait: plain httpx answers every call.
+    assert figures["httpx.AsyncClient"]["answered"] == 100
+    for row in figures.values():
+        assert row["answered"] + row["failed"] == 100
+        assert row["upstream_requests"] >= row["answered"]

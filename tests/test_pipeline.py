@@ -12,6 +12,7 @@ from httpx_resilience import (
     CircuitBreaker,
     CircuitState,
     Context,
+    Pacing,
     Pipeline,
     PipelineBuilder,
     Policy,
@@ -135,7 +136,7 @@ def test_policies_are_kept_in_order_and_satisfy_the_protocol() -> None:
 
 
 def test_the_standard_pipeline_has_the_documented_shape() -> None:
-    total, retry, breaker, attempt = Pipeline.standard().policies
+    total, retry, breaker, pacing, attempt = Pipeline.standard().policies
     assert isinstance(total, Timeout)
     assert total.seconds == 30.0
     assert isinstance(retry, Retry)
@@ -149,6 +150,8 @@ def test_the_standard_pipeline_has_the_documented_shape() -> None:
     assert breaker._break_duration == 0.5
     assert breaker._break_duration_max == 5.0
     assert breaker._key is by_origin
+    assert isinstance(pacing, Pacing)
+    assert pacing._key is by_origin
     assert isinstance(attempt, Timeout)
     assert attempt.seconds == 10.0
     # Each call makes a pipeline with state of its own.

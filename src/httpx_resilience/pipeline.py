@@ -127,11 +127,12 @@ class Pipeline:
         up to 10 s, honouring ``Retry-After``, with a :class:`~httpx_resilience.RetryBudget`);
         a circuit breaker per origin (scheme, host, port: one failing host does not stop the
         others) opening at 30 % failures over 30 s with at least 100 calls, for 0.5 s doubling
-        on each failed probe up to 5 s; a 10 s timeout on each attempt. Each call returns a new
-        pipeline with its own state.
+        on each failed probe up to 5 s; a :class:`~httpx_resilience.Pacing` gate per origin
+        (``Retry-After`` and rate-limit headers hold or pace every call to that origin); a 10 s
+        timeout on each attempt. Each call returns a new pipeline with its own state.
         """
         standard = STANDARD  # shared with Profile.standard()
-        return (
+        builder = (
             cls.builder(clock=clock, listeners=listeners)
             .timeout(standard.total_timeout)
             .retry(**vars_of(standard.retry), budget=RetryBudget(**vars_of(standard.budget)))
@@ -139,9 +140,11 @@ class Pipeline:
                 **vars_of(standard.circuit_breaker),
                 key=by_origin if standard.breaker_per_origin else None,
             )
-            .timeout(standard.attempt_timeout)
-            .build()
+            .pacing(**vars_of(standard.pacing))
         )
+        if standard.adaptive_limit is not None:
+            builder.adaptive_limit(**vars_of(standard.adaptive_limit))
+        return builder.timeout(standard.attempt_timeout).build()
 
     @property
     def policies(self) -> tuple[Policy, ...]:

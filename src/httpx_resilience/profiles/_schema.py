@@ -227,6 +227,12 @@ class Profile(_Options):
                 **vars_of(standard.circuit_breaker),
                 partition="origin" if standard.breaker_per_origin else "none",
             ),
+            pacing=PacingOptions(**vars_of(standard.pacing)),
+            adaptive_limit=(
+                None
+                if standard.adaptive_limit is None
+                else AdaptiveLimitOptions(**vars_of(standard.adaptive_limit))
+            ),
         )
 
     @classmethod
