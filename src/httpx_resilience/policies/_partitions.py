@@ -22,6 +22,7 @@ import cachetools
 
 from .._names import callable_name
 from .._validate import at_least
+from ..outcome import predicate_text
 from ._options import Options, vars_of
 
 S = TypeVar("S")
@@ -120,14 +121,27 @@ class Partitions(Generic[S]):
         return iter(list(self._cache.items()))
 
 
+# A policy without handle= (described_options leaves it out), told from handle=None.
+_NO_HANDLE: Any = object()
+
+
 def described_options(
-    options: Options, key: Callable[..., str] | None, partitions: Partitions[Any], **extra: object
+    options: Options,
+    key: Callable[..., str] | None,
+    partitions: Partitions[Any],
+    handle: object = _NO_HANDLE,
 ) -> dict[str, Any]:
     """A partitioned policy's options as its ``describe()`` shows them: its options class,
-    ``extra`` (the callables it names), then how it is partitioned."""
+    its ``handle=`` predicate if it takes one (``None``: the place's default), then how it is
+    partitioned."""
+    named = (
+        {}
+        if handle is _NO_HANDLE
+        else {"handle": None if handle is None else predicate_text(handle)}
+    )
     return {
         **vars_of(options),
-        **extra,
+        **named,
         "key": None if key is None else callable_name(key),
         "max_partitions": partitions.max_partitions,
     }

@@ -75,6 +75,12 @@ class WaitQueue:
         return ahead
 
 
+def occupancy(queue: WaitQueue | None) -> tuple[int, int]:
+    """``(places in use, calls waiting)`` of ``queue``; ``(0, 0)`` for a partition not made
+    yet (``None``)."""
+    return (0, 0) if queue is None else (queue.active, len(queue.waiters))
+
+
 def where(policy: str, key: str | None) -> str:
     """How a rejection names what refused the call: ``the bulkhead``, or with a partition,
     ``the bulkhead for 'tenant-a'``."""

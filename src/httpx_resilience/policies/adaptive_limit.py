@@ -32,7 +32,7 @@ from ..errors import ConcurrencyLimitRejected, TimeoutRejected
 from ..telemetry import PolicyEvents
 from ._options import Options, Problem, option
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions, described_options
-from ._waiters import WaitQueue, _Waiter, where
+from ._waiters import WaitQueue, _Waiter, occupancy, where
 
 __all__ = ["AdaptiveLimitPolicyOptions", "AdaptiveLimiter"]
 
@@ -271,10 +271,7 @@ class AdaptiveLimiter:
 
     def occupancy(self, key: str | None = None) -> tuple[int, int]:
         """``(calls in flight, calls queued)`` of the limiter, or of partition ``key``."""
-        partition = self._single if key is None else self._partitions.peek(key)
-        if partition is None:
-            return (0, 0)
-        return (partition.active, len(partition.waiters))
+        return occupancy(self._single if key is None else self._partitions.peek(key))
 
     async def execute(self, next: Callable[[Context], Awaitable[T]], context: Context) -> T:
         """Run ``next`` once a permit is free, and learn from its round trip."""

@@ -34,7 +34,7 @@ from .._clock import SYSTEM_CLOCK, Clock
 from .._validate import POSITIVE, Rule, integer, window_problem
 from ..context import Context
 from ..errors import ThrottleRejected
-from ..outcome import Outcome, _is_rejection, predicate_text
+from ..outcome import Outcome, _is_rejection
 from ..priority import Priority, rank
 from ..telemetry import PolicyEvents
 from ._options import Options, Problem, option
@@ -159,12 +159,7 @@ class AdaptiveThrottler:
         now = self._monotonic()
         return {
             "policy": "adaptive_throttle",
-            "options": described_options(
-                self._options,
-                self._key,
-                self._partitions,
-                handle=None if self._handle is None else predicate_text(self._handle),
-            ),
+            "options": described_options(self._options, self._key, self._partitions, self._handle),
             "state": {
                 "partitions": {key: self._counts(window, now) for key, window in windows.items()}
             },

@@ -20,7 +20,7 @@ from ..errors import BulkheadRejected
 from ..telemetry import PolicyEvents
 from ._options import Options, option
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions, described_options
-from ._waiters import WaitQueue, where
+from ._waiters import WaitQueue, occupancy, where
 
 __all__ = ["Bulkhead", "BulkheadPolicyOptions"]
 
@@ -131,10 +131,7 @@ class Bulkhead:
 
     def occupancy(self, key: str | None = None) -> tuple[int, int]:
         """``(calls in, calls queued)`` of the bulkhead, or of partition ``key``."""
-        compartment = self._compartment if key is None else self._partitions.peek(key)
-        if compartment is None:
-            return (0, 0)
-        return (compartment.active, len(compartment.waiters))
+        return occupancy(self._compartment if key is None else self._partitions.peek(key))
 
     async def execute(self, next: Callable[[Context], Awaitable[T]], context: Context) -> T:
         """Run ``next`` once a slot is free."""

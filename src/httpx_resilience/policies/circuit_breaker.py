@@ -24,7 +24,7 @@ from .._clock import SYSTEM_CLOCK, Clock
 from .._validate import POSITIVE, RATIO, Rule, choice, integer
 from ..context import Context
 from ..errors import BrokenCircuitError, IsolatedCircuitError
-from ..outcome import Outcome, _is_rejection, predicate_text
+from ..outcome import Outcome, _is_rejection
 from ..telemetry import PolicyEvents
 from ._options import Options, Problem, option
 from ._partitions import DEFAULT_MAX_PARTITIONS, Partitions, described_options
@@ -216,12 +216,7 @@ class CircuitBreaker:
         partitioned = self._key is not None
         return {
             "policy": "circuit_breaker",
-            "options": described_options(
-                self._options,
-                self._key,
-                self._partitions,
-                handle=None if self._handle is None else predicate_text(self._handle),
-            ),
+            "options": described_options(self._options, self._key, self._partitions, self._handle),
             "state": {
                 "isolated": self._isolated,
                 "partitions": {k: str(v) for k, v in self.partitions().items()}
