@@ -108,7 +108,12 @@ def test_the_overload_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     assert "capacity halves" in result.stdout
     figures = json.loads(out.read_text())
     clients = set(figures["loads"]["3.0"])
-    assert {"httpx.AsyncClient", "by hand (tenacity)", "ResilientClient()"} <= clients
+    assert {"httpx.AsyncClient", "ResilientClient()"} <= clients
+    # The tenacity stack needs the benchmark peers (nox -s bench installs them), else it says so.
+    assert (
+        "by hand (tenacity)" in clients
+        or "by hand (tenacity) skipped: it needs aiobreaker and aiolimiter" in result.stdout
+    )
     assert set(figures["halving"]) == clients
     for row in figures["loads"]["3.0"].values():
         # The upstream process counted the requests: the client got some through.
