@@ -10,16 +10,22 @@ from pathlib import Path
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 
-def test_the_overhead_benchmark_runs_end_to_end(tmp_path: Path) -> None:
-    out = tmp_path / "overhead.json"
+def _run(script: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``benchmarks/script`` with ``args``; it must exit 0 (its stderr shows if not)."""
     result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "overhead.py"), "--quick", "--json", str(out)],
+        [sys.executable, str(BENCHMARKS / script), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_the_overhead_benchmark_runs_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "overhead.json"
+    result = _run("overhead.py", "--quick", "--json", str(out), timeout=120)
     assert "ours: full stack" in result.stdout
     figures = json.loads(out.read_text())
     assert figures
@@ -33,14 +39,7 @@ def test_the_redis_limiter_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     pytest.importorskip("redis", reason="the redis extra is not installed")
     redis_server_executable()  # skips (or, in CI, fails) without redis-server, like the Redis tests
     out = tmp_path / "redis_limiter.json"
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "redis_limiter.py"), "--quick", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _run("redis_limiter.py", "--quick", "--json", str(out), timeout=120)
     assert "Redis acquisition / bare PING round trip" in result.stdout
     figures = json.loads(out.read_text())
     assert {row["case"] for row in figures["cases"]} >= {
@@ -51,59 +50,42 @@ def test_the_redis_limiter_benchmark_runs_end_to_end(tmp_path: Path) -> None:
 
 
 def test_the_partition_memory_benchmark_runs() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "partitions_memory.py"),
-            "--seconds", "2", "--rate", "200", "--max-partitions", "100",
-        ],
-        capture_output=True,
-        text=True,
+    result = _run(
+        "partitions_memory.py",
+        "--seconds",
+        "2",
+        "--rate",
+        "200",
+        "--max-partitions",
+        "100",
         timeout=120,
-        check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    )
     assert "partitions at most 100" in result.stdout
 
 
 def test_the_breaker_defaults_benchmark_runs() -> None:
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "breaker_defaults.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _run("breaker_defaults.py", "--quick", timeout=120)
     assert "standard: 0.3 / 100, break 0.5 s doubling to 5 s" in result.stdout
 
 
 def test_the_adaptive_limit_candidates_benchmark_runs() -> None:
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "adaptive_limit.py"), "--duration", "2"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _run("adaptive_limit.py", "--duration", "2", timeout=300)
     assert "| vegas | 3x |" in result.stdout
 
 
 def test_the_overload_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "overload.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "overload.py"),
-            "--quick", "--loads", "3", "--change-seconds", "1", "--json", str(out),
-        ],
-        capture_output=True,
-        text=True,
+    result = _run(
+        "overload.py",
+        "--quick",
+        "--loads",
+        "3",
+        "--change-seconds",
+        "1",
+        "--json",
+        str(out),
         timeout=180,
-        check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    )
     assert "offered 3x capacity" in result.stdout
     assert "capacity halves" in result.stdout
     figures = json.loads(out.read_text())
@@ -122,14 +104,7 @@ def test_the_overload_benchmark_runs_end_to_end(tmp_path: Path) -> None:
 
 def test_the_many_callers_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "many.json"
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "many_callers.py"), "--quick", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _run("many_callers.py", "--quick", "--json", str(out), timeout=180)
     assert "50 closed-loop callers x 2 GETs" in result.stdout
     figures = json.loads(out.read_text())
     assert set(figures) == {"httpx.AsyncClient", "ResilientClient()", "ResilientClient(adaptive)"}
