@@ -35,19 +35,21 @@ async def all_blocked() -> None:
         await asyncio.sleep(0)
         while True:
             await asyncio.sleep(0)
-            if _nothing_ready(loop) and all(map(_blocked, asyncio.all_tasks(loop))):
+            if _nothing_ready(loop):
                 return
     finally:
         _SETTLING.discard(me)
 
 
 def _nothing_ready(loop: asyncio.AbstractEventLoop) -> bool:
-    # A callback due to run (a transport's, say) may be about to wake a task; the turns of the
-    # other tasks in all_blocked do not count.
-    for handle in getattr(loop, "_ready", ()):
-        if getattr(handle._callback, "__self__", None) not in _SETTLING:
-            return False
-    return True
+    # A task that can run has its step in the loop's ready queue (a future's result, a socket's
+    # data and a new task all wake a task through call_soon), so an empty queue means every task
+    # is blocked, in O(ready) rather than O(tasks); the turns of the other tasks in all_blocked
+    # do not count. A loop without that queue (uvloop) gets the scan of every task.
+    ready = getattr(loop, "_ready", None)
+    if ready is None:
+        return all(map(_blocked, asyncio.all_tasks(loop)))
+    return all(getattr(handle._callback, "__self__", None) in _SETTLING for handle in ready)
 
 
 def _blocked(task: asyncio.Task[object]) -> bool:
