@@ -8,6 +8,7 @@ while a failure on any interpreter that is present fails the run.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import nox
@@ -32,6 +33,10 @@ nox.options.error_on_missing_interpreters = False
 # Every Python the package supports (requires-python = ">=3.10"), oldest first.
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
+# pytest-xdist workers: the suite waits on loopback I/O and real sleeps about a third of its
+# time, so one worker more than the cores keeps them busy (7 min -> 3.5 min on 2 cores).
+WORKERS = str((os.cpu_count() or 1) + 1)
+
 BENCH_PEERS = ["tenacity", "stamina", "aiobreaker", "aiolimiter", "pyresilience", "hyx"]
 
 
@@ -40,6 +45,10 @@ def tests(session: nox.Session) -> None:
     """Run the test suite; on the newest Python on asyncio and trio, httpx and httpx2, with a
     coverage report.
 
+    The tests run in ``WORKERS`` processes (pytest-xdist; ``-- -n 0`` runs them in one),
+    except those marked ``serial`` (bars measured in real time, loads, benchmarks in
+    subprocesses), which would measure the other workers' load as much as their own: they run
+    after, one at a time.
     Coverage (with branches) doubles the suite's CPU time, so it is measured once, on the
     newest Python; the report is of that run (code only an older Python takes shows as missed).
 
@@ -62,11 +71,17 @@ def tests(session: nox.Session) -> None:
             "HTTPX_RESILIENCE_BACKENDS": os.environ.get("HTTPX_RESILIENCE_BACKENDS", "asyncio"),
             "HTTPX_RESILIENCE_FLAVOURS": os.environ.get("HTTPX_RESILIENCE_FLAVOURS", "httpx"),
         }
-        session.run("pytest", *session.posargs, env=env)
-        return
-    session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", *session.posargs)
-    session.run("coverage", "report")
+        parallel, serial = [], []
+    else:
+        # pytest-cov measures the xdist workers and combines their data ([tool.coverage]
+        # applies); the serial run adds to it, and reports the whole.
+        env = {}
+        parallel = ["--cov", "--cov-report="]
+        serial = ["--cov", "--cov-append", "--cov-report=term"]
+    # Exit status 5: no test selected (posargs naming tests of only one of the two runs).
+    run = functools.partial(session.run, env=env, success_codes=[0, 5])
+    run("pytest", "-n", WORKERS, "-m", "not serial", *parallel, *session.posargs)
+    run("pytest", "-m", "serial", *serial, *session.posargs)
 
 
 @nox.session

@@ -7,6 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# Benchmarks in subprocesses, some with upstream processes of their own: run alone (see
+# "serial" in noxfile.py).
+pytestmark = pytest.mark.serial
+
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 

@@ -38,6 +38,9 @@ from httpx_resilience._cli.demo.figures import Lane
 from httpx_resilience.errors import ResilienceError, TimeoutRejected
 from httpx_resilience.testing import LoopbackServer
 
+# Success rates of two clients in real time: run alone (see "serial" in noxfile.py).
+pytestmark = pytest.mark.serial
+
 SHORT = ["--duration", "1.5", "--users", "16"]  # 80 calls/s per client
 
 

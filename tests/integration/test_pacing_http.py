@@ -163,6 +163,7 @@ async def eager(client: httpx.AsyncClient, callers: int, first: list[float], run
         tg.cancel_scope.cancel()
 
 
+@pytest.mark.serial
 async def test_bar_fixed_window_without_headers_in_real_time() -> None:
     """Issue 13's bar as it is (5 per 1 s window, 429 with Retry-After beyond it, 20 eager
     callers through the pipeline proposed as standard), for 3 windows instead of many."""
@@ -183,6 +184,7 @@ async def test_bar_fixed_window_without_headers_in_real_time() -> None:
     assert sum(upstream.refused[w] for w in later) <= 0.05 * sent
 
 
+@pytest.mark.serial
 async def test_bar_ratelimit_headers_in_real_time() -> None:
     """Issue 13's bar (a quota in RateLimit headers, eager callers: no 429, at least 90 % of
     the quota used), scaled from 100 per 10 s for 30 s to 20 per 1 s for 3 s."""

@@ -20,7 +20,8 @@ import pytest
 from httpx_resilience import BrokenCircuitError, CircuitBreaker, CircuitState, ResilientClient
 from httpx_resilience._loopback import LoopbackServer, ReceivedRequest, Reply
 
-pytestmark = pytest.mark.anyio
+# Real time, under load: run alone (see "serial" in noxfile.py).
+pytestmark = [pytest.mark.anyio, pytest.mark.serial]
 
 CALLERS = 40
 CALLS_EACH = 10  # 400 calls a run: enough for the breaker to judge (100), kept short for CPU

@@ -5,8 +5,13 @@ from __future__ import annotations
 import multiprocessing
 import time
 
+import pytest
+
 from . import _worker
 from ._server import RedisServer
+
+# Four processes on a shared limit in real time: run alone (see "serial" in noxfile.py).
+pytestmark = pytest.mark.serial
 
 RATE = 50.0
 BURST = 10
