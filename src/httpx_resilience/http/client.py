@@ -25,6 +25,7 @@ from ..profiles import Profile, Registry
 from ._exchange import Dispatch
 from ._flavour import HTTPX
 from ._identity import REQUEST_AUTH
+from ._pool import DEFAULT_LIMITS, queued
 from ._profiles import registry_of
 
 if TYPE_CHECKING:
@@ -95,6 +96,12 @@ class ResilientClient(httpx.AsyncClient):
     Every response carries the :class:`~httpx_resilience.ExecutionReport` in
     ``response.extensions["resilience"]``.
 
+    With httpx (not httpx2) over HTTP/1.1 and the connection pool it builds itself (no
+    ``transport=``), requests beyond the pool's ``limits.max_connections`` wait in a
+    first-in-first-out queue of this client rather than inside httpx's pool, whose handling of
+    a long wait list costs O(waiters x connections) per request (encode/httpx#3215); the wait
+    still honours the pool timeout, with :class:`httpx.PoolTimeout`.
+
     ``httpx_resilience.httpx2.ResilientClient`` is the same class for httpx2.
     """
 
@@ -118,6 +125,14 @@ class ResilientClient(httpx.AsyncClient):
             "ResilientClient", pipeline, registry, routes, retry_non_idempotent
         )
         self._flavour.AsyncClient.__init__(self, **httpx_kwargs)
+        if httpx_kwargs.get("transport") is None:
+            # The pool httpx built from `limits`: requests beyond it wait in a queue of ours.
+            self._transport = queued(
+                self._flavour,
+                self._transport,
+                httpx_kwargs.get("limits", DEFAULT_LIMITS),
+                httpx_kwargs.get("http2", False),
+            )
 
     @property
     def pipeline(self) -> Pipeline:

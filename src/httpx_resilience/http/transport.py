@@ -23,6 +23,7 @@ from ..profiles import Profile, Registry
 from . import _flavour
 from ._exchange import Dispatch
 from ._flavour import HTTPX
+from ._pool import DEFAULT_LIMITS, queued
 from ._profiles import registry_of
 
 __all__ = ["ResilienceTransport"]
@@ -38,7 +39,9 @@ class ResilienceTransport(httpx.AsyncBaseTransport):
             request to, as :class:`~httpx_resilience.ResilientClient` does, or one
             :class:`~httpx_resilience.Profile` for every request.
         transport: The transport that sends requests (default: a new
-            :class:`httpx.AsyncHTTPTransport`).
+            :class:`httpx.AsyncHTTPTransport`, whose requests beyond its 100 connections wait
+            in a first-in-first-out queue rather than inside httpx's pool, see
+            :class:`~httpx_resilience.ResilientClient`).
         routes: Routes tried before the registry's own, with profiles.
         retry_non_idempotent: Retry POST and PATCH requests even without an ``Idempotency-Key``
             header. Only for endpoints you know to be safe to repeat.
@@ -71,7 +74,8 @@ class ResilienceTransport(httpx.AsyncBaseTransport):
         )
         flavour = self._flavour
         if transport is None:
-            transport = flavour.AsyncHTTPTransport()
+            # Requests beyond the pool's connections wait in a queue of ours (see _pool.py).
+            transport = queued(flavour, flavour.AsyncHTTPTransport(), DEFAULT_LIMITS, False)
         elif isinstance(transport, _flavour.ASYNC_TRANSPORTS) and not isinstance(
             transport, flavour.AsyncBaseTransport
         ):
