@@ -48,7 +48,8 @@ def tests(session: nox.Session) -> None:
     The tests run in ``WORKERS`` processes (pytest-xdist; ``-- -n 0`` runs them in one),
     except those marked ``serial`` (bars measured in real time, loads, benchmarks in
     subprocesses), which would measure the other workers' load as much as their own: they run
-    after, one at a time.
+    after, one at a time, on the newest Python only (what they measure does not depend on the
+    version, and the older Pythons run everything else).
     Coverage (with branches) doubles the suite's CPU time, so it is measured once, on the
     newest Python; the report is of that run (code only an older Python takes shows as missed).
 
@@ -71,7 +72,7 @@ def tests(session: nox.Session) -> None:
             "HTTPX_RESILIENCE_BACKENDS": os.environ.get("HTTPX_RESILIENCE_BACKENDS", "asyncio"),
             "HTTPX_RESILIENCE_FLAVOURS": os.environ.get("HTTPX_RESILIENCE_FLAVOURS", "httpx"),
         }
-        parallel, serial = [], []
+        parallel, serial = [], None  # the bars and loads are the newest Python's to measure
     else:
         # pytest-cov measures the xdist workers and combines their data ([tool.coverage]
         # applies); the serial run adds to it, and reports the whole.
@@ -81,7 +82,8 @@ def tests(session: nox.Session) -> None:
     # Exit status 5: no test selected (posargs naming tests of only one of the two runs).
     run = functools.partial(session.run, env=env, success_codes=[0, 5])
     run("pytest", "-n", WORKERS, "-m", "not serial", *parallel, *session.posargs)
-    run("pytest", "-m", "serial", *serial, *session.posargs)
+    if serial is not None:
+        run("pytest", "-m", "serial", *serial, *session.posargs)
 
 
 @nox.session
