@@ -51,7 +51,8 @@ class Setting:
 SETTINGS = (
     Setting("before: 0.1 / 100, break 5 s", 0.1, 100, 5.0),
     Setting("0.25 / 100, break 0.5 s doubling to 5 s", 0.25, 100, 0.5, 5.0),
-    Setting("standard: 0.3 / 100, break 0.5 s doubling to 5 s", 0.3, 100, 0.5, 5.0),
+    Setting("0.3 / 100, break 0.5 s doubling to 5 s", 0.3, 100, 0.5, 5.0),
+    Setting("standard: 0.3 / 100, break 0.5 s doubling to 1 s", 0.3, 100, 0.5, 1.0),
     Setting("0.5 / 100, break 0.5 s doubling to 30 s", 0.5, 100, 0.5, 30.0),
     Setting("0.5 / 100, window 20 s, break 0.5 s doubling to 5 s", 0.5, 100, 0.5, 5.0, 20.0),
     Setting("0.5 / 100, break 0.5 s doubling to 5 s", 0.5, 100, 0.5, 5.0),

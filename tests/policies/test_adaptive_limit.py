@@ -151,6 +151,83 @@ async def test_full_limit_queues_then_rejects_with_an_event() -> None:
     }
 
 
+async def test_a_burst_of_callers_the_dependency_drains_is_queued_not_refused() -> None:
+    """200 callers start at once, each making 3 calls one after the other (a batch job): far
+    more than the limit of 4, but the queue does not grow after the burst (each caller waits
+    for its call before the next), so every call waits its turn and none is refused."""
+    clock = FakeClock()
+    policy = limiter(clock, initial_limit=4, max_limit=4)
+    pipeline = Pipeline([policy])
+    done: list[int] = []
+
+    async def call() -> None:
+        await clock.sleep(0.01)
+
+    async def caller(number: int) -> None:
+        for _ in range(3):
+            await pipeline.execute(call, Context(deadline=clock.monotonic() + 30.0))
+            done.append(number)
+
+    async with anyio.create_task_group() as tg:
+        for number in range(200):
+            tg.start_soon(caller, number)
+    assert len(done) == 600
+    # 4 at a time, 10 ms each: the queue drained at the limit's pace, to the tick.
+    assert clock.monotonic() == pytest.approx(600 / 4 * 0.01)
+    assert policy.occupancy() == (0, 0)
+
+
+async def test_an_overload_cuts_the_queue_and_refuses_the_excess_at_once() -> None:
+    """More calls offered than completed in two windows in a row (0.1 s each here): the queue
+    is cut to half the limit, the newest waiters refused, and new calls beyond it refused at
+    once, with the reason in the event."""
+    clock = FakeClock(autojump=False)
+    events: list[ResilienceEvent] = []
+    policy = limiter(clock, initial_limit=2)
+    pipeline = Pipeline.builder(clock=clock, listeners=[events.append]).add(policy).build()
+    held = Held()
+    outcomes: dict[str, str] = {}
+
+    async def offer(name: str) -> None:
+        try:
+            await pipeline.execute(held.call(name))
+        except ConcurrencyLimitRejected as exc:
+            outcomes[name] = str(exc)
+        else:
+            outcomes[name] = "answered"
+
+    async with anyio.create_task_group() as tg:
+        for name in "abcdefghi":  # 2 in flight, 7 queued: the first window's burst
+            tg.start_soon(offer, name)
+            await settle()
+        assert policy.occupancy() == (2, 7)
+        # a ends (without a round trip: its call took no time on the clock) and c gets its
+        # permit, which also tells how fast this event loop runs a woken task.
+        held.release["a"].set()
+        await settle()
+        assert policy.occupancy() == (2, 6)
+        clock.advance(0.1)
+        for name in "jkl":  # the window closed hot (9 offered, 1 completed): still queued
+            tg.start_soon(offer, name)
+            await settle()
+        assert policy.occupancy() == (2, 9)
+        clock.advance(0.1)
+        tg.start_soon(offer, "m")  # closes a second hot window: an overload
+        await settle()
+        # The queue is cut to 1 (half the limit of 2): d, the oldest waiter, keeps its place.
+        assert policy.occupancy() == (2, 1)
+        cut = [n for n, o in outcomes.items() if "cut its queue to 1" in o]
+        assert sorted(cut) == list("efghijkl")
+        assert "more calls come than complete" in outcomes["m"]
+        for name in "bcd":
+            held.release[name].set()
+            await settle()
+    assert [outcomes[n] for n in "abcd"] == ["answered"] * 4
+    reasons = [e.detail["reason"] for e in events if e.name == "concurrency_limited"]
+    # m is refused as it arrives; the waiters cut from the queue as they wake, after it.
+    assert reasons == ["full"] + ["overload"] * 8
+
+
 async def test_a_queued_wait_never_runs_past_the_deadline() -> None:
     clock = FakeClock()
     policy = limiter(clock, initial_limit=2, max_queue=5)
@@ -198,35 +275,36 @@ async def test_sheddable_calls_are_shed_first_and_critical_ones_queue_first() ->
     assert policy.occupancy() == (0, 0)
 
 
-async def test_overload_answers_back_the_limit_off_and_other_failures_do_not() -> None:
+async def test_refusals_and_other_failures_leave_the_limit_alone() -> None:
+    """A 429 or 503 comes back fast however long the dependency's queue, and a flaky
+    dependency's random 503s would cut the limit to nothing: they are neither samples nor
+    drops (the pacing gate, the retry and the breaker deal with them); nor is an exception."""
     clock = FakeClock(autojump=False)
     policy = limiter(clock, initial_limit=2)
     pipeline = Pipeline([policy])
 
-    async def answer(status: int) -> Any:
+    def answer(status: int) -> Any:
         async def call() -> httpx.Response:
             await anyio.lowlevel.checkpoint()
             return httpx.Response(status)
 
         return call
 
-    async def both(make: Any) -> None:
+    for status in (503, 429) * 3:
         async with anyio.create_task_group() as tg:  # two in flight: the limit is in use
             for _ in range(2):
-                tg.start_soon(pipeline.execute, await make())
-
-    await both(lambda: answer(503))
-    assert policy.describe()["state"]["partitions"][""]["limit"] == 1  # 2 x 0.9 x 0.9
+                tg.start_soon(pipeline.execute, answer(status))
+    partition = policy.describe()["state"]["partitions"][""]
+    assert (partition["limit"], partition["baseline_rtt"]) == (2, None)  # no sample either
 
     async def refused() -> None:
         raise ConnectionError("refused")
 
-    policy = limiter(clock, initial_limit=2)
-    pipeline = Pipeline([policy])
     for _ in range(3):
         with pytest.raises(ConnectionError):
             await pipeline.execute(refused)
     assert policy.limit() == 2
+    assert policy.occupancy() == (0, 0)
 
 
 async def test_an_attempt_timeout_inside_is_a_drop() -> None:
@@ -428,12 +506,17 @@ async def test_a_waiter_does_not_get_in_past_a_limit_that_shrank() -> None:
     policy = limiter(clock, initial_limit=4, max_queue=2, backoff_ratio=0.5)
     pipeline = Pipeline([policy])
     held = Held()
+
+    async def timing_out(name: str) -> None:
+        with pytest.raises(TimeoutRejected):
+            await pipeline.execute(held.call(name, TimeoutRejected("late", timeout=1.0)))
+
     async with anyio.create_task_group() as tg:
         for name in "abcdef":
-            tg.start_soon(pipeline.execute, held.call(name, httpx.Response(503)))
+            tg.start_soon(timing_out, name)
             await settle()
         assert policy.occupancy() == (4, 2)
-        held.release["a"].set()  # a 503 with the limit in use: 4 -> 2
+        held.release["a"].set()  # a timeout with the limit in use: 4 -> 2
         await settle()
         assert policy.limit() == 2
         assert policy.occupancy() == (3, 2)  # nobody let in: 3 still in flight of 2

@@ -179,7 +179,7 @@ async def test_a_pace_that_holds_nobody_back_is_forgotten() -> None:
     pipeline, pacing, clock, _ = gated()
     for _ in range(2):
         await call(pipeline, answer(200))
-    await call(pipeline, answer(503, ("Retry-After", "1")))  # a brief overload
+    await call(pipeline, answer(429, ("Retry-After", "1")))  # a brief overload
     clock.advance(1.0)
     await call(pipeline, answer(200))
     assert pacing.state("http://upstream.test:80")["interval"] == 0.5005
@@ -188,6 +188,26 @@ async def test_a_pace_that_holds_nobody_back_is_forgotten() -> None:
         await call(pipeline, answer(200))
     assert clock.monotonic() == 11.5  # all three at once
     assert pacing.state("http://upstream.test:80")["source"] is None
+
+
+async def test_a_503_closes_the_gate_but_teaches_no_pace() -> None:
+    """A 503 ("unavailable for a second") says nothing of how fast the origin serves: the calls held
+    go at once when the gate reopens, where after a 429 they would be paced."""
+    pipeline, pacing, clock, _ = gated()
+    for _ in range(2):
+        await call(pipeline, answer(200))
+    await call(pipeline, answer(503, ("Retry-After", "1")))
+    started: list[float] = []
+
+    async def one() -> None:
+        await call(pipeline, answer(200))
+        started.append(clock.monotonic())
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(one)
+    assert started == [1.0, 1.0, 1.0]  # held until the gate reopened, then all at once
+    assert pacing.state("http://upstream.test:80")["interval"] == 0.0
 
 
 async def test_a_cancelled_waiter_gives_its_slot_back() -> None:

@@ -5,11 +5,17 @@ front of it. The limiter measures each call's round trip against the fastest it 
 *baseline*, the time with no queue in front of the dependency) and estimates how many of its
 calls are queued there: ``limit x (1 - baseline / rtt)``. It raises the limit while that queue
 is short and lowers it when the queue grows, as TCP Vegas does with a congestion window (the
-algorithm of Netflix's concurrency-limits ``VegasLimit``, rewritten here; docs/adaptive-limit.md
-says why this one and gives the figures). A timeout or a ``429``/``503`` answer cuts the limit
-by a tenth at once. Calls beyond the limit wait in a short queue (``max_queue``, never past the
-context's deadline) or are refused with :class:`~httpx_resilience.ConcurrencyLimitRejected`, so
-the excess fails in microseconds instead of waiting for a dependency that cannot serve it.
+algorithm of Netflix's concurrency-limits ``VegasLimit``, rewritten here;
+docs/policies/adaptive-limit.md says why this one and gives the figures). A timeout cuts the
+limit by a tenth at once.
+
+Calls beyond the limit wait for a permit, never past the context's deadline. How many may wait
+depends on what the queue is doing. While more calls are offered than complete, window after
+window, the dependency is overloaded: the queue is short (half the limit) and the excess is
+refused with :class:`~httpx_resilience.ConcurrencyLimitRejected` in microseconds, instead of
+waiting for a dependency that cannot serve it. Otherwise the queue holds a burst the dependency
+will drain (a batch of callers, each waiting for its last call before the next): refusing those
+calls would fail work that plain httpx would have done.
 
 The baseline is refreshed every ``probe_interval`` seconds: the limit halves until one call that
 started after the halving has answered, and that answer is the new baseline. So a dependency
@@ -38,8 +44,24 @@ __all__ = ["AdaptiveLimitPolicyOptions", "AdaptiveLimiter"]
 
 T = TypeVar("T")
 
-# Answers that say the dependency is overloaded (Too Many Requests, Service Unavailable).
-_OVERLOAD_STATUSES = frozenset({429, 503})
+# Answers that say nothing of the dependency's queue: a refusal comes back fast whatever the
+# load (Too Many Requests, Service Unavailable). The pacing gate, the retry and the breaker
+# handle them; counted as drops, the random 503s of a flaky dependency cut the limit to nothing.
+_REFUSAL_STATUSES = frozenset({429, 503})
+
+# Offered calls above this multiple of the completed ones (plus _HOT_SLACK) make a window hot;
+# two hot windows in a row mean an overload, not a burst. A window is the last round trip,
+# and at least _WINDOW seconds.
+_HOT = 1.1
+_HOT_SLACK = 2
+_WINDOW = 0.1
+
+# A process whose event loop makes a woken task wait this share of a round trip (moving
+# average, each sample weighing _LAG_WEIGHT) is itself the bottleneck: its round trips grow with
+# its own load, not the dependency's, and a queue in front of the limit is its callers waiting
+# for its CPU, which refusing them would not give back.
+_BUSY_LOOP = 0.05
+_LAG_WEIGHT = 0.2
 
 # The queue the limit keeps in front of the dependency, in steps of max(1, log10(limit)) calls:
 # grow fast up to _GROW_FAST, grow up to _GROW, hold up to _SHRINK, shrink beyond.
@@ -80,7 +102,19 @@ class AdaptiveLimitPolicyOptions(Options):
         return []
 
 
-class _CriticalWaiter(_Waiter):
+class _LimitWaiter(_Waiter):
+    """A waiter for a permit; ``shed`` when an overload cut the queue in front of it;
+    ``granted_at``: when a permit was handed to it (on the limiter's clock)."""
+
+    __slots__ = ("granted_at", "shed")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shed = False
+        self.granted_at = 0.0
+
+
+class _CriticalWaiter(_LimitWaiter):
     """A waiter of a ``"critical"`` call: queued ahead of the others."""
 
     __slots__ = ()
@@ -99,17 +133,27 @@ class _Partition(WaitQueue):
         "admit",
         "baseline",
         "changed_at",
+        "completed",
+        "hot",
+        "lag",
         "last_rtt",
         "limit",
+        "monotonic",
         "next_probe",
+        "offered",
         "probe_from",
         "reported",
         "reported_at",
         "shed_below",
+        "window_start",
     )
 
-    def __init__(self, key: str | None, limit: float, now: float, share: float) -> None:
+    def __init__(
+        self, key: str | None, limit: float, monotonic: Callable[[], float], share: float
+    ) -> None:
         super().__init__(key)
+        self.monotonic = monotonic  # the limiter's clock
+        now = monotonic()
         self.limit = limit
         self.admit = int(limit)
         self.shed_below = max(1, int(limit * share))
@@ -120,6 +164,15 @@ class _Partition(WaitQueue):
         self.probe_from: float | None = None  # while probing: samples must start after this
         self.reported = self.admit
         self.reported_at = -math.inf
+        # Calls offered and completed since window_start, and how many windows in a row had
+        # more offered than completed (see AdaptiveLimiter._overloaded).
+        self.offered = 0
+        self.completed = 0
+        self.window_start = now
+        self.hot = 0
+        # How long a woken waiter took to run (moving average, seconds; -1 before the first):
+        # the event loop's own delay, which a busy process adds to every round trip.
+        self.lag = -1.0
 
     def grant(self) -> None:
         """Hand free permits to the waiters, first in line first."""
@@ -127,6 +180,8 @@ class _Partition(WaitQueue):
         while waiters and self.active < self.admit:
             waiter = waiters.popleft()
             waiter.granted = True
+            assert isinstance(waiter, _LimitWaiter)  # the only waiters of this queue
+            waiter.granted_at = self.monotonic()
             waiter.event.set()
             self.active += 1
 
@@ -137,6 +192,12 @@ class _Partition(WaitQueue):
             self.grant()
 
 
+def _overload(p: _Partition) -> bool:
+    """Whether the dependency is overloaded: two hot windows in a row (more calls offered than
+    completed), while this process's own event loop is known to keep up (see _BUSY_LOOP)."""
+    return p.hot >= 2 and 0 <= p.lag < _BUSY_LOOP * (p.last_rtt or math.inf)
+
+
 class AdaptiveLimiter:
     """Limit concurrent calls to a number that adapts to how the dependency answers.
 
@@ -144,13 +205,15 @@ class AdaptiveLimiter:
         min_limit: The limit never goes below this many calls in flight.
         max_limit: The limit never goes above this many.
         initial_limit: The limit of a new partition, before any measurement.
-        max_queue: Calls allowed to wait for a permit when all are in use (0: refuse at once;
-            ``None``: half the current limit, so that a wait stays within about half a round
-            trip).
+        max_queue: Calls allowed to wait for a permit when all are in use (0: refuse at once).
+            ``None``: while more calls are offered than complete, window after window (an
+            overload), half the current limit, so that a wait stays within about half a round
+            trip; otherwise (a burst the dependency drains) as many as come, each waiting no
+            longer than its deadline and ``queue_timeout``.
         queue_timeout: Longest wait in the queue, in seconds (``None``: until a permit frees or
             the context's deadline).
-        backoff_ratio: The limit is multiplied by this on a timeout or a ``429``/``503``
-            answer (while the limit was in use, at least half of it).
+        backoff_ratio: The limit is multiplied by this on a timeout (while the limit was in
+            use, at least half of it).
         probe_interval: Seconds between two measurements of the baseline round trip (the limit
             halves until a call started after the halving has answered).
         sheddable_share: A ``"sheddable"`` call is refused once this share of the limit is in
@@ -165,9 +228,10 @@ class AdaptiveLimiter:
 
     What counts: a call's round trip (on ``clock``) is a sample when the call returned (a
     response, whatever its status, other than ``429``/``503``). A timeout
-    (:class:`~httpx_resilience.TimeoutRejected`) or a ``429``/``503`` answer is a *drop*:
-    the limit backs off. Other exceptions, rejections by policies inside and cancellations are
-    not samples: they say nothing about the dependency's queue.
+    (:class:`~httpx_resilience.TimeoutRejected`) is a *drop*: the limit backs off. A
+    ``429``/``503`` answer, other exceptions, rejections by policies inside and cancellations
+    are neither: they say nothing about the dependency's queue (a refusal is fast however long
+    the queue; the pacing gate, the retry and the breaker deal with them).
     """
 
     __slots__ = (
@@ -227,7 +291,7 @@ class AdaptiveLimiter:
         )
 
     def _new_partition(self, key: str | None) -> _Partition:
-        return _Partition(key, self._initial_limit, self._monotonic(), self._sheddable_share)
+        return _Partition(key, self._initial_limit, self._monotonic, self._sheddable_share)
 
     def describe(self) -> dict[str, Any]:
         """The limiter's configuration, and each partition's limit, calls in flight and
@@ -277,6 +341,7 @@ class AdaptiveLimiter:
         """Run ``next`` once a permit is free, and learn from its round trip."""
         key = self._key
         partition = self._single if key is None else self._partitions.get(key(context))
+        partition.offered += 1
         active = partition.active
         if (
             active < partition.admit
@@ -291,15 +356,20 @@ class AdaptiveLimiter:
         try:
             result = await next(context)
         except TimeoutRejected:
+            partition.completed += 1
             self._learn(partition, context, start, monotonic(), dropped=True)
             raise
         except BaseException:
             # A failure that is not about load, a rejection from inside or a cancellation:
             # no sample. The permit goes back all the same.
+            partition.completed += 1
             partition.release()
             raise
-        status = getattr(result, "status_code", None)
-        self._learn(partition, context, start, monotonic(), dropped=status in _OVERLOAD_STATUSES)
+        partition.completed += 1
+        if getattr(result, "status_code", None) in _REFUSAL_STATUSES:
+            partition.release()  # no sample
+        else:
+            self._learn(partition, context, start, monotonic(), dropped=False)
         return result
 
     # -- the limit ------------------------------------------------------------------------------
@@ -395,10 +465,10 @@ class AdaptiveLimiter:
             timeout = left if timeout is None else min(timeout, left)
         waiters = partition.waiters
         if (timeout is not None and timeout <= 0) or (
-            len(waiters) >= self._room(partition) and not self._displace(waiters, priority)
+            len(waiters) >= self._room(partition, now) and not self._displace(waiters, priority)
         ):
             self._reject(partition, context, now, "full")
-        waiter: _Waiter
+        waiter: _LimitWaiter
         if priority == "critical":
             # Ahead of every waiter that is not critical, behind the critical ones.
             waiter = _CriticalWaiter()
@@ -409,7 +479,7 @@ class AdaptiveLimiter:
                 ahead += 1
             waiters.insert(ahead, waiter)
         else:
-            waiter = _Waiter()
+            waiter = _LimitWaiter()
             waiters.append(waiter)
         try:
             await wait_for_event(waiter.event, timeout, self._clock)
@@ -419,18 +489,53 @@ class AdaptiveLimiter:
             elif waiter in waiters:
                 waiters.remove(waiter)
             raise
-        if not waiter.granted:
+        if waiter.granted:
+            lag = self._monotonic() - waiter.granted_at
+            last = partition.lag
+            partition.lag = lag if last < 0 else last + (lag - last) * _LAG_WEIGHT
+        else:
             if waiter in waiters:
                 waiters.remove(waiter)
                 reason = "queue_timeout"
+            elif waiter.shed:
+                reason = "overload"  # the queue was cut to its short length
             else:
                 reason = "displaced"  # a critical call took its place
             self._reject(partition, context, self._monotonic(), reason)
 
-    def _room(self, partition: _Partition) -> int:
-        """The places in the queue: ``max_queue``, or by default half the limit."""
+    def _room(self, partition: _Partition, now: float | None = None) -> int | float:
+        """The places in the queue: ``max_queue``; by default half the limit in an overload
+        (as of ``now``; the last known state without it), else no bound."""
         room = self._max_queue
-        return partition.admit // 2 if room is None else room
+        if room is not None:
+            return room
+        if now is not None:
+            self._overloaded(partition, now)
+        return partition.admit // 2 if _overload(partition) else math.inf
+
+    @staticmethod
+    def _overloaded(p: _Partition, now: float) -> None:
+        """Close the window if it has lasted its length: it was hot if more calls were offered
+        in it than completed. Two hot windows in a row are an overload: a queue that keeps
+        growing. One is a burst (the first window of a batch of callers), which drains.
+
+        In an overload the queue is cut to its short length at once: the newest waiters
+        beyond it, who would wait longest, are refused, critical ones last."""
+        if now - p.window_start < max(_WINDOW, p.last_rtt or 0.0):
+            return
+        hot = p.offered > _HOT * p.completed + _HOT_SLACK
+        p.hot = p.hot + 1 if hot else 0
+        p.offered = p.completed = 0
+        p.window_start = now
+        if not _overload(p):
+            return
+        waiters = p.waiters
+        room = p.admit // 2
+        while len(waiters) > room and not isinstance(waiters[-1], _CriticalWaiter):
+            waiter = waiters.pop()
+            assert isinstance(waiter, _LimitWaiter)  # the only waiters of this queue
+            waiter.shed = True
+            waiter.event.set()
 
     @staticmethod
     def _displace(waiters: deque[_Waiter], priority: str) -> bool:
@@ -461,10 +566,16 @@ class AdaptiveLimiter:
             )
         elif reason == "displaced":
             message = f"{limiter} gave this call's place in its queue to a critical call"
+        elif reason == "overload":
+            message = (
+                f"{limiter} cut its queue to {self._room(p)}: more calls come than complete "
+                f"({p.active} of {p.admit} in flight)"
+            )
         elif reason == "full":
+            why = "" if self._max_queue is not None else ": more calls come than complete"
             message = (
                 f"{limiter} is reached ({p.active} of {p.admit} calls in flight, "
-                f"{len(p.waiters)} of {self._room(p)} queued)"
+                f"{len(p.waiters)} of {self._room(p)} queued{why})"
             )
         else:
             message = f"{limiter} had no free permit in time ({p.active} of {p.admit} in flight)"

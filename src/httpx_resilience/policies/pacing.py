@@ -4,12 +4,13 @@ A dependency that is busy says so. An answer with ``Retry-After`` (a 429 or 503 
 layer) closes the gate of its origin until that moment: every call to the origin through this
 pipeline waits there (never past ``max_wait`` nor ``context.deadline``) or is refused at once with
 :class:`~httpx_resilience.PacingRejected`, not only the call that got the answer. When the gate
-reopens the waiting calls do not rush in together: they are released one by one at the pace the
-origin was seen to accept (the answers it accepted between two closings, over that time), so a
-client held to a fixed window without any rate-limit headers settles at that limit after the
-first window. Answers that announce a quota (``RateLimit`` headers in the HTTP layer: calls left,
-seconds until renewed) pace the calls so that the quota lasts until it is renewed, and the origin
-never has to refuse.
+reopens after a "too many requests" (any refusal but a ``503``) the waiting calls do not rush in
+together: they are released one by one at the pace the origin was seen to accept (the answers it
+accepted between two closings, over that time), so a client held to a fixed window without any
+rate-limit headers settles at that limit after the first window. A ``503`` (unavailable) says
+nothing of a pace: its gate reopens to everyone at once. Answers that announce a quota
+(``RateLimit`` headers in the HTTP layer: calls left, seconds until renewed) pace the calls so
+that the quota lasts until it is renewed, and the origin never has to refuse.
 
 The policy reads outcomes only through ``context.classifier`` (``failed_result``,
 ``failed_exception``, ``retry_after``, ``quota``), so what a "Retry-After" or a quota is stays in
@@ -274,7 +275,12 @@ class Pacing:
         pause = context.classifier.retry_after(outcome)
         if pause is None or not 0 < pause <= _MAX_PAUSE:
             return
-        self._close(gate, self._monotonic(), pause, context, reason="retry_after", learn=True)
+        # A pace is learned from "too many requests", not from "unavailable": a 503 says the
+        # origin cannot serve for a while, not how fast it serves, and the pace counted before a
+        # flaky origin's random 503 is the callers' own rate, which would leave the calls held
+        # meanwhile no room to drain (the demo's flaky scenario: p99 from 50 ms to 20 s).
+        learn = getattr(outcome.result, "status_code", None) != 503
+        self._close(gate, self._monotonic(), pause, context, reason="retry_after", learn=learn)
 
     def _quota(self, gate: _Gate, quota: tuple[float, float], now: float, context: Context) -> None:
         remaining, reset = quota
