@@ -8,10 +8,11 @@ loopback server take about two minutes with plain httpx (``benchmarks/many_calle
 attempt timeouts of a pipeline fire on requests that never left the client.
 
 So a client or transport of this library that builds its own httpx connection pool lets no more
-requests into it than it has connections: the others wait in a first-in-first-out queue
-(:class:`anyio.Semaphore`), where joining and leaving cost O(1), and no request waits inside the
-pool. A permit is held until the response is closed, as the connection is; the wait honours the
-request's pool timeout with httpx's own :class:`httpx.PoolTimeout`. httpx2 reworked its pool
+requests into it than it has connections: the others wait in a first-in-first-out queue (the
+one the bulkhead waits in, ``policies/_waiters.py``), where joining and leaving cost O(1), and
+no request waits inside the pool. A permit is held until the response is closed, as the
+connection is; the wait honours the request's pool timeout with httpx's own
+:class:`httpx.PoolTimeout`. httpx2 reworked its pool
 (pydantic/httpx2#974 and #1075) and gets no queue; nor does HTTP/2, whose connections carry many
 requests, nor a transport the caller built (its pool and limits are its own).
 """
@@ -21,9 +22,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 import httpx
 
+from .._clock import SYSTEM_CLOCK
+from ..policies._waiters import WaitQueue
 from ._flavour import HTTPX, Flavour
 
 __all__ = ["DEFAULT_LIMITS", "queued"]
@@ -40,14 +42,13 @@ class _QueuedTransport(httpx.AsyncBaseTransport):
     def __init__(self, transport: httpx.AsyncBaseTransport, connections: int) -> None:
         self._transport = transport
         self._connections = connections
-        # fast_acquire: a free permit is taken without a turn of the event loop.
-        self._permits = anyio.Semaphore(connections, fast_acquire=True)
+        self._permits = WaitQueue(None)  # active: the requests inside the pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Wait for a connection's permit, then send ``request`` through the pool."""
         permits = self._permits
-        if permits.value > 0:
-            permits.acquire_nowait()
+        if permits.active < self._connections and not permits.waiters:
+            permits.active += 1  # a free permit: taken without an await
         else:
             await self._wait(request)
         try:
@@ -63,11 +64,8 @@ class _QueuedTransport(httpx.AsyncBaseTransport):
     async def _wait(self, request: httpx.Request) -> None:
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
         pool_timeout = timeouts.get("pool")
-        if pool_timeout is None:
-            await self._permits.acquire()
-            return
-        with anyio.move_on_after(pool_timeout):
-            await self._permits.acquire()
+        # httpx's own pool timeout runs in real time, whatever clock the pipeline has.
+        if await self._permits.wait(pool_timeout, SYSTEM_CLOCK) is None:
             return
         raise httpx.PoolTimeout(
             f"no connection of the pool (it has {self._connections}) came free "
@@ -86,13 +84,12 @@ class _Releasing(httpx.AsyncByteStream):
 
     __slots__ = ("_permits", "_stream")
 
-    def __init__(self, stream: httpx.AsyncByteStream, permits: anyio.Semaphore | None) -> None:
+    def __init__(self, stream: httpx.AsyncByteStream, permits: WaitQueue | None) -> None:
         self._stream = stream
         self._permits = permits
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            yield chunk
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._stream.__aiter__()  # the pool's own iterator: no layer of ours per chunk
 
     async def aclose(self) -> None:
         """Close the body, then free the permit."""
