@@ -143,7 +143,10 @@ async def test_permits_never_leak_and_no_call_enters_past_the_limit(
             await _settle()
             in_flight, queued = policy.occupancy()
             assert in_flight == sum(c.inside for c in calls)  # every permit held by a call inside
-            assert queued <= (MAX_LIMIT // 2 if max_queue is None else max_queue)
+            # By default the queue is bounded only in an overload, which needs windows of
+            # round trips to tell (tests/policies/test_adaptive_limit.py checks it).
+            if max_queue is not None:
+                assert queued <= max_queue
             assert 1 <= policy.limit() <= MAX_LIMIT
             assert entered_past_limit == []
         for call in calls:

@@ -14,7 +14,12 @@ from httpx_resilience.backends.redis import RedisBackend
 
 from ._server import RedisServer
 
-pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
+# Real-time bounds against a real redis-server: run alone (see "serial" in noxfile.py).
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.parametrize("anyio_backend", ["asyncio"]),
+    pytest.mark.serial,
+]
 
 TIMEOUT = 0.2
 RETRY_INTERVAL = 0.3

@@ -13,7 +13,12 @@ from httpx_resilience.backends.redis import RedisBackend, bucket_key
 from httpx_resilience.testing import FakeClock
 
 # redis.asyncio runs on asyncio only.
-pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
+# Real-time bounds against a real redis-server: run alone (see "serial" in noxfile.py).
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.parametrize("anyio_backend", ["asyncio"]),
+    pytest.mark.serial,
+]
 
 Redis = Any  # redis.asyncio.Redis; the extra may be missing, then conftest skips the module
 
