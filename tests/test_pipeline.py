@@ -148,7 +148,7 @@ def test_the_standard_pipeline_has_the_documented_shape() -> None:
     assert breaker._minimum_throughput == 100
     assert breaker._sampling_duration == 30.0
     assert breaker._break_duration == 0.5
-    assert breaker._break_duration_max == 1.0
+    assert breaker._break_duration_max is None
     assert breaker._key is by_origin
     assert isinstance(pacing, Pacing)
     assert pacing._key is by_origin

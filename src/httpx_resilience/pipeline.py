@@ -126,8 +126,8 @@ class Pipeline:
         Outermost first: a 30 s total timeout; retry (3 attempts, full-jitter backoff from 0.2 s
         up to 10 s, honouring ``Retry-After``, with a :class:`~httpx_resilience.RetryBudget`);
         a circuit breaker per origin (scheme, host, port: one failing host does not stop the
-        others) opening at 30 % failures over 30 s with at least 100 calls, for 0.5 s, then 1 s
-        after each failed probe; a :class:`~httpx_resilience.Pacing` gate per origin
+        others) opening at 30 % failures over 30 s with at least 100 calls, for 0.5 s before each
+        probe; a :class:`~httpx_resilience.Pacing` gate per origin
         (``Retry-After`` and rate-limit headers hold or pace every call to that origin); a 10 s
         timeout on each attempt. Each call returns a new pipeline with its own state.
         """
