@@ -8,7 +8,6 @@ while a failure on any interpreter that is present fails the run.
 
 from __future__ import annotations
 
-import functools
 import os
 
 import nox
@@ -72,18 +71,19 @@ def tests(session: nox.Session) -> None:
             "HTTPX_RESILIENCE_BACKENDS": os.environ.get("HTTPX_RESILIENCE_BACKENDS", "asyncio"),
             "HTTPX_RESILIENCE_FLAVOURS": os.environ.get("HTTPX_RESILIENCE_FLAVOURS", "httpx"),
         }
-        parallel, serial = [], None  # the bars and loads are the newest Python's to measure
-    else:
-        # pytest-cov measures the xdist workers and combines their data ([tool.coverage]
-        # applies); the serial run adds to it, and reports the whole.
-        env = {}
-        parallel = ["--cov", "--cov-report="]
-        serial = ["--cov", "--cov-append", "--cov-report=term"]
-    # Exit status 5: no test selected (posargs naming tests of only one of the two runs).
-    run = functools.partial(session.run, env=env, success_codes=[0, 5])
-    run("pytest", "-n", WORKERS, "-m", "not serial", *parallel, *session.posargs)
-    if serial is not None:
-        run("pytest", "-m", "serial", *serial, *session.posargs)
+        # The bars and loads are the newest Python's to measure. Exit status 5: no test
+        # selected (posargs naming only serial tests).
+        args = ["-n", WORKERS, "-m", "not serial", *session.posargs]
+        session.run("pytest", *args, env=env, success_codes=[0, 5])
+        return
+    # coverage measures the xdist workers as subprocesses ([tool.coverage.run] patch), each
+    # into a file of its own; the serial run adds its own, and `combine` merges them all.
+    session.run("coverage", "erase")
+    for args in (["-n", WORKERS, "-m", "not serial"], ["-m", "serial"]):
+        pytest = ["coverage", "run", "-m", "pytest", *args, *session.posargs]
+        session.run(*pytest, success_codes=[0, 5])
+    session.run("coverage", "combine", "--quiet")
+    session.run("coverage", "report")
 
 
 @nox.session
