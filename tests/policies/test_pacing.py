@@ -57,6 +57,20 @@ def gated(**options: Any) -> tuple[Pipeline, Pacing, FakeClock, list[ResilienceE
     return Pipeline([pacing], listeners=[events.append]), pacing, clock, events
 
 
+async def start_times(pipeline: Pipeline, clock: FakeClock, calls: int) -> list[float]:
+    """Make ``calls`` calls at once; the times they got through the gate, in order."""
+    started: list[float] = []
+
+    async def one() -> None:
+        await call(pipeline, answer(200))
+        started.append(clock.monotonic())
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(calls):
+            tg.start_soon(one)
+    return started
+
+
 # -- the gate --------------------------------------------------------------------------------
 
 
@@ -66,15 +80,7 @@ async def test_a_retry_after_holds_every_call_to_the_origin_until_then() -> None
     assert refused.status_code == 429
     assert pacing.state("http://upstream.test:80")["closed_for"] == 2.0
 
-    started: list[float] = []
-
-    async def one() -> None:
-        await call(pipeline, answer(200))
-        started.append(clock.monotonic())
-
-    async with anyio.create_task_group() as tg:
-        for _ in range(3):
-            tg.start_soon(one)
+    started = await start_times(pipeline, clock, 3)
     # All three waited for the gate, not only the call that got the 429; nothing was learned
     # to pace them by (no answer was accepted before), so they went together.
     assert started == [2.0, 2.0, 2.0]
@@ -197,15 +203,7 @@ async def test_a_503_closes_the_gate_but_teaches_no_pace() -> None:
     for _ in range(2):
         await call(pipeline, answer(200))
     await call(pipeline, answer(503, ("Retry-After", "1")))
-    started: list[float] = []
-
-    async def one() -> None:
-        await call(pipeline, answer(200))
-        started.append(clock.monotonic())
-
-    async with anyio.create_task_group() as tg:
-        for _ in range(3):
-            tg.start_soon(one)
+    started = await start_times(pipeline, clock, 3)
     assert started == [1.0, 1.0, 1.0]  # held until the gate reopened, then all at once
     assert pacing.state("http://upstream.test:80")["interval"] == 0.0
 
