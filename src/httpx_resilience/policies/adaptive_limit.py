@@ -356,16 +356,15 @@ class AdaptiveLimiter:
         try:
             result = await next(context)
         except TimeoutRejected:
-            partition.completed += 1
             self._learn(partition, context, start, monotonic(), dropped=True)
             raise
         except BaseException:
             # A failure that is not about load, a rejection from inside or a cancellation:
             # no sample. The permit goes back all the same.
-            partition.completed += 1
             partition.release()
             raise
-        partition.completed += 1
+        finally:
+            partition.completed += 1  # a call that ran, however it ended (see _overloaded)
         if getattr(result, "status_code", None) in _REFUSAL_STATUSES:
             partition.release()  # no sample
         else:
