@@ -128,9 +128,7 @@ class Pipeline:
         a circuit breaker per origin (scheme, host, port: one failing host does not stop the
         others) opening at 30 % failures over 30 s with at least 100 calls, for 0.5 s before each
         probe; a :class:`~httpx_resilience.Pacing` gate per origin
-        (``Retry-After`` and rate-limit headers hold or pace every call to that origin); an
-        :class:`~httpx_resilience.AdaptiveLimiter` per origin (calls in flight held a few above
-        what the origin serves at once; in an overload the excess is refused at once); a 10 s
+        (``Retry-After`` and rate-limit headers hold or pace every call to that origin); a 10 s
         timeout on each attempt. Each call returns a new pipeline with its own state.
         """
         standard = STANDARD  # shared with Profile.standard()

@@ -17,6 +17,7 @@ from httpx_resilience import (
     TimeoutRejected,
 )
 from httpx_resilience.http._errors import as_httpx_error
+from httpx_resilience.policies.adaptive_limit import _overload, _Partition
 from httpx_resilience.profiles import AdaptiveLimitOptions, Profile
 from httpx_resilience.testing import FakeClock
 
@@ -208,6 +209,50 @@ async def test_a_burst_of_callers_the_dependency_drains_is_queued_not_refused() 
     # 4 at a time, 10 ms each: the queue drained at the limit's pace, to the tick.
     assert clock.monotonic() == pytest.approx(600 / 4 * 0.01)
     assert policy.occupancy() == (0, 0)
+
+
+async def test_a_burst_offered_before_any_answer_is_not_taken_for_an_overload() -> None:
+    """100 calls arrive over 0.25 s, before the first of them has answered (0.5 s each): every
+    window of 0.1 s so far saw calls offered and none completed, two hot windows in a row, as
+    when 500 callers start at once on a busy event loop. The queue has not moved yet, so it is
+    no overload: every call waits its turn, and all are answered."""
+    clock = FakeClock()
+    policy = limiter(clock, initial_limit=4, max_limit=4)
+    pipeline = Pipeline([policy])
+    answered: list[float] = []
+
+    async def call() -> None:
+        await clock.sleep(0.5)
+
+    async def caller() -> None:
+        await pipeline.execute(call, Context(deadline=clock.monotonic() + 30.0))
+        answered.append(clock.monotonic())
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(100):
+            tg.start_soon(caller)
+            await clock.sleep(0.0025)
+    assert len(answered) == 100
+    # 4 at a time, in chains begun 2.5 ms apart: the last ends 3 x 2.5 ms after 25 rounds.
+    assert max(answered) == pytest.approx(100 / 4 * 0.5 + 3 * 0.0025)
+    assert policy.occupancy() == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("hot", "lag", "overloaded"),
+    [
+        (2, 0.004, True),  # two hot windows, a loop that keeps up (4 % of a 100 ms trip)
+        (1, 0.004, False),  # one hot window: a burst
+        (2, 0.006, False),  # the loop takes 6 % of a round trip: this process is the bottleneck
+        (2, -1.0, False),  # the queue has not moved yet: no delay measured
+    ],
+)
+def test_an_overload_needs_two_hot_windows_and_a_loop_that_keeps_up(
+    hot: int, lag: float, overloaded: bool
+) -> None:
+    partition = _Partition(None, 10.0, FakeClock().monotonic, 0.75)
+    partition.hot, partition.lag, partition.last_rtt = hot, lag, 0.1
+    assert _overload(partition) is overloaded
 
 
 async def test_an_overload_cuts_the_queue_and_refuses_the_excess_at_once() -> None:

@@ -54,11 +54,14 @@ STANDARD = StandardOptions(
     breaker_per_origin=True,
     # Inside the breaker, so that a refusal at the gate is not a failure it counts.
     pacing=PacingPolicyOptions(),
-    # After pacing, so that a wait at the gate holds no permit. At 3x an upstream's capacity:
-    # 0.98 of it within a 1 s deadline, p99 198 ms, the excess failed in 2 ms (plain httpx
-    # 0.05; benchmarks/overload.py); a burst of 500 closed-loop callers answered in full
-    # (benchmarks/many_callers.py); the demo's slow scenario (one call in ten at 1.5 s, the rest
-    # milliseconds) refuses none (docs/policies/adaptive-limit.md).
-    adaptive_limit=AdaptiveLimitPolicyOptions(),
+    # Not (yet) standard. It meets the overload bars (3x an upstream's capacity: 0.98 of it
+    # within a 1 s deadline, p99 145 ms, plain httpx 0.05), answers a burst of 500 closed-loop
+    # callers in full and no longer refuses calls slow by nature (the demo's slow scenario), but
+    # it takes the burst a pacing gate lets go after a Retry-After for an overload when client
+    # and server share a busy process: the limit falls from 20 to 5 on round trips 20 times the
+    # baseline, and the demo's flaky scenario lost 9 to 74 of 800 calls (at 160 calls/s, up to
+    # 45 %) that plain httpx answered. Where it goes when it is: after pacing, so that a wait at
+    # the gate holds no permit.
+    adaptive_limit=None,
     attempt_timeout=10.0,
 )

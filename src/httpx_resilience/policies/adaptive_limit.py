@@ -216,7 +216,10 @@ class _Partition(WaitQueue):
 
 def _overload(p: _Partition) -> bool:
     """Whether the dependency is overloaded: two hot windows in a row (more calls offered than
-    completed), while this process's own event loop is known to keep up (see _BUSY_LOOP)."""
+    completed), while this process's own event loop is known to keep up (see _BUSY_LOOP). The
+    loop's delay is known once the queue has moved (a waiter got a permit that an answered call
+    gave back): before that every window of a burst is hot, its calls offered before any could
+    answer (500 callers starting at once on a busy loop offer theirs over several windows)."""
     return p.hot >= 2 and 0 <= p.lag < _BUSY_LOOP * (p.last_rtt or math.inf)
 
 

@@ -217,10 +217,8 @@ SCENARIOS: dict[str, Scenario] = {
             _describe_overloaded,
             _overloaded_fate,
             "Past its capacity an upstream only queues: each call it accepts waits behind the "
-            "others, and a call retried after a timeout joins the queue again. The adaptive "
-            "limit sends it no more than it can serve and fails the rest at once, so that what "
-            "is answered is answered without the queue; callers who can wait seconds for every "
-            "call (here, the standard 30 s) get more answers from plain httpx's queue.",
+            "others, and a call retried after a timeout joins the queue again. What helps is to "
+            "send it no more than it can serve and to fail the rest at once.",
         ),
     )
 }
