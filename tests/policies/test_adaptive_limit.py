@@ -123,6 +123,33 @@ async def test_calls_slow_by_nature_are_not_read_as_a_queue() -> None:
     assert policy.occupancy() == (0, 0)
 
 
+async def test_a_limit_cut_below_its_initial_value_grows_back_without_being_filled() -> None:
+    """A burst into a busy process makes every round trip ten times the baseline, and the limit
+    falls. Afterwards one caller at a time cannot fill even the lower limit, yet its answers,
+    back at the baseline, bring the limit back up to its initial value, and no higher."""
+    clock = FakeClock()
+    policy = limiter(clock, initial_limit=10)
+    pipeline = Pipeline([policy])
+
+    async def calls(callers: int, each: int, seconds: float) -> None:
+        async def caller() -> None:
+            for _ in range(each):
+                await pipeline.execute(lambda: clock.sleep(seconds))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(callers):
+                tg.start_soon(caller)
+
+    await calls(10, 1, 0.01)  # the baseline: 10 ms
+    await calls(10, 3, 0.1)  # the burst: ten times that, the limit in use
+    cut = policy.limit()
+    assert cut < 10
+    await calls(1, 5 * (10 - cut), 0.01)  # one caller: never half the limit in flight
+    assert policy.limit() == 10
+    await calls(1, 50, 0.01)
+    assert policy.limit() == 10  # not in use: no evidence for more
+
+
 # -- permits, queue and priorities ---------------------------------------------------------------
 
 
@@ -239,26 +266,28 @@ async def test_a_burst_offered_before_any_answer_is_not_taken_for_an_overload() 
 
 
 @pytest.mark.parametrize(
-    ("hot", "lag", "overloaded"),
+    ("hot", "streak", "lag", "overloaded"),
     [
-        (2, 0.004, True),  # two hot windows, a loop that keeps up (4 % of a 100 ms trip)
-        (1, 0.004, False),  # one hot window: a burst
-        (2, 0.006, False),  # the loop takes 6 % of a round trip: this process is the bottleneck
-        (2, -1.0, False),  # the queue has not moved yet: no delay measured
+        (5, 0.5, 0.004, True),  # hot windows for 0.5 s, a loop that keeps up (4 % of a trip)
+        (4, 0.4, 0.004, False),  # hot for 0.4 s: a burst that may yet drain
+        (1, 0.5, 0.004, False),  # the last window was the first hot one
+        (5, 0.5, 0.006, False),  # the loop takes 6 % of a round trip: the process is the bottleneck
+        (5, 0.5, -1.0, False),  # the queue has not moved yet: no delay measured
     ],
 )
-def test_an_overload_needs_two_hot_windows_and_a_loop_that_keeps_up(
-    hot: int, lag: float, overloaded: bool
+def test_an_overload_needs_hot_windows_for_half_a_second_and_a_loop_that_keeps_up(
+    hot: int, streak: float, lag: float, overloaded: bool
 ) -> None:
     partition = _Partition(None, 10.0, FakeClock().monotonic, 0.75)
     partition.hot, partition.lag, partition.last_rtt = hot, lag, 0.1
+    partition.window_start = partition.hot_since + streak
     assert _overload(partition) is overloaded
 
 
 async def test_an_overload_cuts_the_queue_and_refuses_the_excess_at_once() -> None:
-    """More calls offered than completed in two windows in a row (0.1 s each here): the queue
-    is cut to half the limit, the newest waiters refused, and new calls beyond it refused at
-    once, with the reason in the event."""
+    """More calls offered than completed in windows in a row (0.1 s each here) for 0.5 s: the
+    queue is cut to half the limit, the newest waiters refused, and new calls beyond it refused
+    at once, with the reason in the event. Shorter, it is a burst: nothing is refused."""
     clock = FakeClock(autojump=False)
     events: list[ResilienceEvent] = []
     policy = limiter(clock, initial_limit=2)
@@ -280,30 +309,35 @@ async def test_an_overload_cuts_the_queue_and_refuses_the_excess_at_once() -> No
             await settle()
         assert policy.occupancy() == (2, 7)
         # a ends (without a round trip: its call took no time on the clock) and c gets its
-        # permit, which also tells how fast this event loop runs a woken task.
+        # permit: the queue has moved, which also tells how fast this event loop runs a woken
+        # task.
         held.release["a"].set()
         await settle()
         assert policy.occupancy() == (2, 6)
+        # Three calls offered and none completed in each of the next four windows: hot, but
+        # for 0.4 s only, still queued.
+        for window, names in enumerate(["jkl", "mno", "pqr", "stu"], start=1):
+            clock.advance(0.1)
+            for name in names:
+                tg.start_soon(offer, name)
+                await settle()
+            assert policy.occupancy() == (2, 6 + 3 * window)
+        assert outcomes == {"a": "answered"}  # nothing refused
         clock.advance(0.1)
-        for name in "jkl":  # the window closed hot (9 offered, 1 completed): still queued
-            tg.start_soon(offer, name)
-            await settle()
-        assert policy.occupancy() == (2, 9)
-        clock.advance(0.1)
-        tg.start_soon(offer, "m")  # closes a second hot window: an overload
+        tg.start_soon(offer, "v")  # closes the fifth hot window, 0.5 s in: an overload
         await settle()
         # The queue is cut to 1 (half the limit of 2): d, the oldest waiter, keeps its place.
         assert policy.occupancy() == (2, 1)
         cut = [n for n, o in outcomes.items() if "cut its queue to 1" in o]
-        assert sorted(cut) == list("efghijkl")
-        assert "more calls come than complete" in outcomes["m"]
+        assert sorted(cut) == list("efghijklmnopqrstu")
+        assert "more calls come than complete" in outcomes["v"]
         for name in "bcd":
             held.release[name].set()
             await settle()
     assert [outcomes[n] for n in "abcd"] == ["answered"] * 4
     reasons = [e.detail["reason"] for e in events if e.name == "concurrency_limited"]
-    # m is refused as it arrives; the waiters cut from the queue as they wake, after it.
-    assert reasons == ["full"] + ["overload"] * 8
+    # v is refused as it arrives; the waiters cut from the queue as they wake, after it.
+    assert reasons == ["full"] + ["overload"] * 17
 
 
 async def test_a_queued_wait_never_runs_past_the_deadline() -> None:
