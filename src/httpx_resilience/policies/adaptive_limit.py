@@ -150,7 +150,6 @@ class _Partition(WaitQueue):
         "admit",
         "baseline",
         "changed_at",
-        "completed",
         "finished",
         "hot",
         "hot_since",
@@ -167,6 +166,7 @@ class _Partition(WaitQueue):
         "round_rtts",
         "round_start",
         "shed_below",
+        "window_finished",
         "window_start",
     )
 
@@ -186,17 +186,17 @@ class _Partition(WaitQueue):
         self.probe_from: float | None = None  # while probing: samples must start after this
         self.reported = self.admit
         self.reported_at = -math.inf
-        # Calls that ran, however they ended, ever.
+        # Calls that ran, however they ended, ever (see _overloaded and _estimate).
         self.finished = 0
         # Since the limit last moved, and how many calls had finished then; the round trips
         # of the round under way (see _ROUND).
         self.round_start = now
         self.round_finished = 0
         self.round_rtts: list[float] = []
-        # Calls offered and completed since window_start, and how many windows in a row had
-        # more offered than completed (see AdaptiveLimiter._overloaded).
+        # Calls offered since window_start, calls finished before it, and how many windows in
+        # a row had more offered than completed (see AdaptiveLimiter._overloaded).
         self.offered = 0
-        self.completed = 0
+        self.window_finished = 0
         self.window_start = now
         self.hot = 0
         self.hot_since = now  # when the windows in a row that were hot began
@@ -225,10 +225,10 @@ class _Partition(WaitQueue):
 def _overload(p: _Partition) -> bool:
     """Whether the dependency is overloaded: hot windows in a row (more calls offered than
     completed) for _OVERLOADED_AFTER seconds, while this process's own event loop is known to
-    keep up (see _BUSY_LOOP). The
-    loop's delay is known once the queue has moved (a waiter got a permit that an answered call
-    gave back): before that every window of a burst is hot, its calls offered before any could
-    answer (500 callers starting at once on a busy loop offer theirs over several windows)."""
+    keep up (see _BUSY_LOOP). The loop's delay is known once the queue has moved (a waiter got
+    a permit that an answered call gave back): before that every window of a burst is hot, its
+    calls offered before any could answer (500 callers starting at once on a busy loop offer
+    theirs over several windows)."""
     return (
         p.hot >= 2
         and p.window_start - p.hot_since >= _OVERLOADED_AFTER
@@ -402,8 +402,7 @@ class AdaptiveLimiter:
             partition.release()
             raise
         finally:
-            partition.completed += 1  # a call that ran, however it ended (see _overloaded)
-            partition.finished += 1
+            partition.finished += 1  # a call that ran, however it ended
         if getattr(result, "status_code", None) in _REFUSAL_STATUSES:
             partition.release()  # no sample
         else:
@@ -599,11 +598,12 @@ class AdaptiveLimiter:
         beyond it, who would wait longest, are refused, critical ones last."""
         if now - p.window_start < max(_WINDOW, p.last_rtt or 0.0):
             return
-        hot = p.offered > _HOT * p.completed + _HOT_SLACK
+        hot = p.offered > _HOT * (p.finished - p.window_finished) + _HOT_SLACK
         if hot and not p.hot:
             p.hot_since = p.window_start
         p.hot = p.hot + 1 if hot else 0
-        p.offered = p.completed = 0
+        p.offered = 0
+        p.window_finished = p.finished
         p.window_start = now
         if not _overload(p):
             return
