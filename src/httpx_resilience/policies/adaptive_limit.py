@@ -164,7 +164,6 @@ class _Partition(WaitQueue):
         "reported_at",
         "round_finished",
         "round_rtts",
-        "round_start",
         "shed_below",
         "window_finished",
         "window_start",
@@ -188,9 +187,8 @@ class _Partition(WaitQueue):
         self.reported_at = -math.inf
         # Calls that ran, however they ended, ever (see _overloaded and _estimate).
         self.finished = 0
-        # Since the limit last moved, and how many calls had finished then; the round trips
-        # of the round under way (see _ROUND).
-        self.round_start = now
+        # How many calls had finished when the limit last moved; the round trips of the round
+        # under way (see _ROUND).
         self.round_finished = 0
         self.round_rtts: list[float] = []
         # Calls offered since window_start, calls finished before it, and how many windows in
@@ -461,7 +459,7 @@ class AdaptiveLimiter:
             return limit
         rtts = p.round_rtts
         rtts.append(rtt)
-        elapsed = now - p.round_start
+        elapsed = now - p.changed_at
         if len(rtts) < _ROUND or elapsed < min(rtts):
             return limit  # a round is _ROUND answers, and at least a round trip of time
         rtts.sort()
@@ -495,17 +493,12 @@ class AdaptiveLimiter:
             return limit  # a queue of the right length: hold
         return min(float(self._max_limit), max(float(self._min_limit), limit))
 
-    @staticmethod
-    def _new_round(p: _Partition, now: float) -> None:
-        """Start counting afresh: the limit moved."""
-        p.round_start = now
-        p.round_finished = p.finished
-        p.round_rtts.clear()
-
     def _set(self, p: _Partition, context: Context, limit: float, now: float) -> None:
         p.limit = limit
         p.changed_at = now
-        self._new_round(p, now)  # the samples so far were sent under the old limit
+        # A new round: the answers so far were to calls sent under the old limit.
+        p.round_finished = p.finished
+        p.round_rtts.clear()
         p.admit = int(limit)
         p.shed_below = max(1, int(limit * self._sheddable_share))
 
