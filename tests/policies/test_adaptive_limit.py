@@ -239,29 +239,29 @@ async def test_a_burst_of_callers_the_dependency_drains_is_queued_not_refused() 
 
 
 async def test_a_burst_offered_before_any_answer_is_not_taken_for_an_overload() -> None:
-    """100 calls arrive over 0.25 s, before the first of them has answered (0.5 s each): every
-    window of 0.1 s so far saw calls offered and none completed, two hot windows in a row, as
-    when 500 callers start at once on a busy event loop. The queue has not moved yet, so it is
-    no overload: every call waits its turn, and all are answered."""
+    """300 calls arrive over 0.75 s, before the first of them has answered (1 s each): every
+    window of 0.1 s so far saw calls offered and none completed, hot windows for longer than
+    half a second, as when 500 callers start at once on a busy event loop. The queue has not
+    moved yet, so it is no overload: every call waits its turn, and all are answered."""
     clock = FakeClock()
     policy = limiter(clock, initial_limit=4, max_limit=4)
     pipeline = Pipeline([policy])
     answered: list[float] = []
 
     async def call() -> None:
-        await clock.sleep(0.5)
+        await clock.sleep(1.0)
 
     async def caller() -> None:
-        await pipeline.execute(call, Context(deadline=clock.monotonic() + 30.0))
+        await pipeline.execute(call, Context(deadline=clock.monotonic() + 120.0))
         answered.append(clock.monotonic())
 
     async with anyio.create_task_group() as tg:
-        for _ in range(100):
+        for _ in range(300):
             tg.start_soon(caller)
             await clock.sleep(0.0025)
-    assert len(answered) == 100
-    # 4 at a time, in chains begun 2.5 ms apart: the last ends 3 x 2.5 ms after 25 rounds.
-    assert max(answered) == pytest.approx(100 / 4 * 0.5 + 3 * 0.0025)
+    assert len(answered) == 300
+    # 4 at a time, in chains begun 2.5 ms apart: the last ends 3 x 2.5 ms after 75 rounds.
+    assert max(answered) == pytest.approx(300 / 4 * 1.0 + 3 * 0.0025)
     assert policy.occupancy() == (0, 0)
 
 
