@@ -246,18 +246,20 @@ class _Down(Exception):
 
 
 async def _through_standard_breaker(
-    breaker: CircuitBreaker, failing: bool, clock: FakeClock, step: float
+    breaker: CircuitBreaker, failing: bool, clock: FakeClock, step: float, *, wait: bool = False
 ) -> str:
     """One call through the standard pipeline's breaker, ``step`` seconds after the last:
-    "ok", "failed" or "refused"."""
+    "ok", "failed" or "refused". Unless it may ``wait``, its deadline is now: the breaker
+    refuses it at once rather than holding it for the next probe."""
     clock.advance(step)
 
     async def call(_context: Context) -> None:
         if failing:
             raise _Down
 
+    context = Context() if wait else Context(deadline=clock.monotonic())
     try:
-        await breaker.execute(call, Context())
+        await breaker.execute(call, context)
     except BrokenCircuitError:
         return "refused"
     except _Down:
@@ -294,9 +296,13 @@ async def test_the_standard_breaker_opens_on_an_outage_and_sees_its_end_within_a
     while clock.monotonic() < 3.0:  # the outage lasts 3 s: probes fail, the break grows
         await _through_standard_breaker(breaker, True, clock, step)
     assert breaker.state_of("") is not CircuitState.CLOSED  # by_origin: "" without a request
-    while await _through_standard_breaker(breaker, False, clock, step) != "ok":
-        pass
-    assert clock.monotonic() - 3.0 <= 1.0  # a fixed 5 s break made it 2 s
+    ended = clock.monotonic()
+    # The first call after the end waits for the next probe (it is that probe), not refused
+    # until then: answered within the break (a fixed 5 s break made it 2 s, and refusing
+    # lost every call until the probe).
+    clock.autojump = True
+    assert await _through_standard_breaker(breaker, False, clock, 0.0, wait=True) == "ok"
+    assert 0.0 < clock.monotonic() - ended <= 0.5
     assert breaker.state_of("") is CircuitState.CLOSED
 
 

@@ -150,7 +150,9 @@ def test_extending_an_undefined_default_extends_the_standard_profile() -> None:
     assert api.total_timeout == 30.0
     assert api.attempt_timeout == 2.0
     assert api.circuit_breaker == Profile.standard().circuit_breaker
-    assert api.circuit_breaker == CircuitBreakerOptions(failure_ratio=0.3, break_duration=0.5)
+    assert api.circuit_breaker == CircuitBreakerOptions(
+        failure_ratio=0.3, break_duration=0.5, max_wait=1.0
+    )
     assert registry.profile("default") == Profile.standard()
 
 

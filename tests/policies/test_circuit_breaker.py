@@ -211,6 +211,123 @@ async def test_a_cancelled_probe_frees_its_slot() -> None:
     assert h.breaker.state is CLOSED
 
 
+class Upstream:
+    """A dependency on the harness's clock: each call takes ``rtt`` and fails while ``down``."""
+
+    def __init__(self, h: Harness, rtt: float = 0.05) -> None:
+        self.h = h
+        self.rtt = rtt
+        self.down = False
+        self.ended: list[tuple[str, float]] = []  # (what, when) of every call through it
+
+    async def call(self, name: str, after: float = 0.0, context: Context | None = None) -> None:
+        """Call it ``after`` seconds from now."""
+        await self.h.clock.sleep(after)
+
+        async def dependency() -> str:
+            self.h.calls += 1
+            await self.h.clock.sleep(self.rtt)
+            if self.down:
+                raise ConnectionError("down")
+            return name
+
+        try:
+            await self.h.pipeline.execute(dependency, context)
+        except BrokenCircuitError as error:
+            self.ended.append((f"{name} refused, retry in {error.retry_after:g}", self.now()))
+        except ConnectionError:
+            self.ended.append((f"{name} failed", self.now()))
+        else:
+            self.ended.append((f"{name} ok", self.now()))
+
+    def now(self) -> float:
+        return round(self.h.clock.monotonic(), 9)
+
+
+async def test_with_max_wait_calls_in_the_break_wait_for_the_probe_and_follow_its_success() -> None:
+    h = Harness(minimum_throughput=1, failure_ratio=1.0, break_duration=0.5, max_wait=1.0)
+    await h.fail()  # open until 0.5
+    upstream = Upstream(h)
+    h.at(0.2)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(upstream.call, "a")
+        tg.start_soon(upstream.call, "b", 0.1)
+    # At 0.5 one of them is the probe; its success at 0.55 lets the other through.
+    assert sorted(when for _, when in upstream.ended) == [0.55, 0.6]
+    assert {what for what, _ in upstream.ended} == {"a ok", "b ok"}
+    assert h.calls == 3
+    assert h.breaker.state is CLOSED
+
+
+async def test_with_max_wait_a_failed_probe_refuses_the_waiting_calls_at_its_verdict() -> None:
+    h = Harness(minimum_throughput=1, failure_ratio=1.0, break_duration=0.5, max_wait=1.0)
+    await h.fail()
+    upstream = Upstream(h)
+    upstream.down = True
+    h.at(0.2)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(upstream.call, "a")
+        tg.start_soon(upstream.call, "b")
+    # The probe fails at 0.55 and opens the circuit again until 1.05: the other call is refused
+    # then, not held for the next probe though its max_wait (until 1.2) would allow it.
+    assert sorted(upstream.ended) in (
+        [("a failed", 0.55), ("b refused, retry in 0.5", 0.55)],
+        [("a refused, retry in 0.5", 0.55), ("b failed", 0.55)],
+    )
+    assert h.calls == 2
+
+
+async def test_with_max_wait_a_call_is_refused_at_once_when_no_probe_is_due_in_time() -> None:
+    h = Harness(minimum_throughput=1, failure_ratio=1.0, break_duration=5.0, max_wait=1.0)
+    await h.fail()  # open until 5.0
+    h.at(3.5)
+    assert (await h.rejected()).retry_after == 1.5  # the probe is due after max_wait
+    assert h.clock.monotonic() == 3.5
+    h.at(4.5)
+    deadline = Context(deadline=4.9)
+    assert (await h.rejected(deadline)).retry_after == 0.5  # due after the deadline
+    assert h.clock.monotonic() == 4.5
+
+
+async def test_with_max_wait_a_slow_probe_holds_a_call_no_longer_than_max_wait() -> None:
+    h = Harness(minimum_throughput=1, failure_ratio=1.0, break_duration=0.5, max_wait=1.0)
+    await h.fail()
+    upstream = Upstream(h, rtt=3.0)
+    h.at(0.5)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(upstream.call, "probe")
+        tg.start_soon(upstream.call, "waiter", 0.1)
+    assert upstream.ended == [("waiter refused, retry in 0", 1.6), ("probe ok", 3.5)]
+
+
+async def test_with_max_wait_an_isolated_circuit_refuses_at_once() -> None:
+    h = Harness(max_wait=10.0)
+    h.breaker.isolate()
+    with pytest.raises(IsolatedCircuitError):
+        await h.ok()
+    assert h.clock.monotonic() == 0.0
+
+
+async def test_with_max_wait_a_cancelled_waiter_holds_nothing() -> None:
+    h = Harness(minimum_throughput=1, failure_ratio=1.0, break_duration=0.5, max_wait=1.0)
+    await h.fail()
+    upstream = Upstream(h)
+    h.at(0.2)
+    h.clock.autojump = False  # time moves only when told: the wait is cancelled mid-way
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(upstream.call, "cancelled")
+        await anyio.wait_all_tasks_blocked()
+        assert h.clock.sleepers == 1  # it waits for the break to end
+        tg.cancel_scope.cancel()
+    assert upstream.ended == []
+    assert h.calls == 1
+    assert h.clock.sleepers == 0
+    h.clock.autojump = True
+    h.at(0.5)
+    assert await h.ok() == "ok"  # the probe slot is free: the next call probes and closes it
+    assert h.breaker.state is CLOSED
+
+
 async def test_cancellation_never_counts_as_a_failure() -> None:
     h = Harness(minimum_throughput=1, failure_ratio=1.0)
 
@@ -493,6 +610,7 @@ async def test_partitions_are_bounded_and_a_held_one_survives_eviction() -> None
         ({"break_duration": -1}, "break_duration must be a finite number > 0, got -1"),
         ({"break_duration_max": 1}, "break_duration_max must be >= break_duration"),
         ({"half_open_max_calls": 0}, "half_open_max_calls must be an integer >= 1, got 0"),
+        ({"max_wait": -0.5}, "max_wait must be a finite number >= 0, got -0.5"),
         ({"slow_call_ratio": 0.5}, "slow_call_ratio needs slow_call_duration to be set"),
         ({"slow_call_duration": 0}, "slow_call_duration must be a finite number > 0, got 0"),
         ({"key": "host"}, "key must be a function of the context, got 'host'"),

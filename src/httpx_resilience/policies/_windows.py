@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import enum
 
+import anyio
+
 __all__ = ["MAX_WINDOW_SIZE", "Circuit", "CircuitState", "CountWindow", "TimeWindow"]
 
 _BUCKETS = 10
@@ -137,6 +139,7 @@ class Circuit:
         "opened_until",
         "probes",
         "state",
+        "verdict",
         "window",
     )
 
@@ -150,3 +153,6 @@ class Circuit:
         # Bumped on every state change: a call finishing under an older generation saw a state
         # that has since passed, and its outcome no longer counts.
         self.generation = 0
+        # Set on the next state change, for the calls waiting for a probe's verdict (made by
+        # the first of them; None while nobody waits).
+        self.verdict: anyio.Event | None = None

@@ -7,7 +7,11 @@ the window to judge, it opens: calls are rejected at once with
 ``break_duration`` it is half-open: up to ``half_open_max_calls`` probe calls go through at a
 time (the rest are still rejected); the first probe to succeed closes it with a fresh window,
 the first to fail opens it again, for a break that grows exponentially up to
-``break_duration_max`` when that is set.
+``break_duration_max`` when that is set. With ``max_wait``, a call the circuit would refuse
+waits (that long at most, never past its deadline) for the verdict of a probe due within that
+time instead: let through if the probe closes the circuit, refused if it opens it again. So
+the calls that come in between the dependency's return and the next probe are not lost, at the
+cost of failing later during the outage itself.
 
 The default window is time-based: ``sampling_duration`` split into ten buckets kept in a ring,
 so recording a call is O(1) and allocates nothing. ``window="count"`` counts the last
@@ -20,8 +24,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .._clock import SYSTEM_CLOCK, Clock
-from .._validate import POSITIVE, RATIO, Rule, choice, integer
+import anyio
+
+from .._clock import SYSTEM_CLOCK, Clock, wait_for_event
+from .._validate import NON_NEGATIVE, POSITIVE, RATIO, Rule, choice, integer
 from ..context import Context
 from ..errors import BrokenCircuitError, IsolatedCircuitError
 from ..outcome import Outcome, _is_rejection
@@ -67,6 +73,7 @@ class CircuitBreakerPolicyOptions(Options):
     break_duration: float = option(POSITIVE, 5.0)
     break_duration_max: float | None = option(POSITIVE, None, optional=True)
     half_open_max_calls: int = option(integer(1), 1)
+    max_wait: float = option(NON_NEGATIVE, 0.0)
     slow_call_duration: float | None = option(POSITIVE, None, optional=True)
     slow_call_ratio: float | None = option(_SHARE, None, optional=True, says=_SHARE_SAID)
 
@@ -114,6 +121,10 @@ class CircuitBreaker:
         break_duration: Seconds it stays open before letting probes through.
         break_duration_max: If set, each failed probe doubles the break, up to this.
         half_open_max_calls: Probe calls allowed at the same time when half-open.
+        max_wait: Seconds a call the circuit would refuse may wait, never past the context's
+            deadline, for the verdict of a probe that will be let through within that time: it
+            goes through if the probe closes the circuit, and is refused if the probe fails (or
+            the wait runs out first). 0 (the default): refuse at once.
         slow_call_duration: If set, calls taking at least this long count as slow.
         slow_call_ratio: Share of slow calls in the window that opens it (with
             ``slow_call_duration``; default 1.0, i.e. all of them).
@@ -140,6 +151,7 @@ class CircuitBreaker:
         "_handle",
         "_isolated",
         "_key",
+        "_max_wait",
         "_minimum_throughput",
         "_monotonic",
         "_options",
@@ -160,6 +172,7 @@ class CircuitBreaker:
     _break_duration: float
     _break_duration_max: float | None
     _half_open_max_calls: int
+    _max_wait: float
     _slow_call_duration: float | None
     _slow_call_ratio: float | None
 
@@ -174,6 +187,7 @@ class CircuitBreaker:
         break_duration: float = 5.0,
         break_duration_max: float | None = None,
         half_open_max_calls: int = 1,
+        max_wait: float = 0.0,
         slow_call_duration: float | None = None,
         slow_call_ratio: float | None = None,
         handle: Callable[[Outcome[Any]], bool] | None = None,
@@ -278,7 +292,10 @@ class CircuitBreaker:
         circuit = self._circuit if self._key is None else self._partitions.get(self._key(context))
         probing = False
         if circuit.state is not _CLOSED:
-            probing = self._admit(circuit, context)
+            if self._max_wait:
+                probing = await self._admit_in_time(circuit, context)
+            else:
+                probing = self._admit(circuit, context)
         generation = circuit.generation
         slow_after = self._slow_call_duration
         start = self._monotonic() if slow_after is not None else 0.0
@@ -352,6 +369,40 @@ class CircuitBreaker:
         circuit.probes += 1
         return True
 
+    async def _admit_in_time(self, circuit: Circuit, context: Context) -> bool:
+        """:meth:`_admit`, but a call it refuses waits, up to ``max_wait`` and never past the
+        deadline, for the next probe's verdict, and abides by it."""
+        monotonic = self._monotonic
+        until = monotonic() + self._max_wait
+        if context.deadline is not None:
+            until = min(until, context.deadline)
+        reopened = False
+        while True:
+            if circuit.state is _CLOSED:
+                return False  # a probe closed it while this call waited
+            try:
+                return self._admit(circuit, context)
+            except BrokenCircuitError:
+                if reopened or circuit.state is _ISOLATED:
+                    raise  # a probe failed, or the circuit is held open by hand
+                now = monotonic()
+                if circuit.state is _OPEN:
+                    # Until the break ends, when a waiter becomes the probe; unless no probe
+                    # would start in time.
+                    wake = circuit.opened_until
+                    if wake > until:
+                        raise
+                else:
+                    wake = until  # half-open: until the probe in flight decides
+                if now >= until:
+                    raise
+                if circuit.verdict is None:
+                    circuit.verdict = anyio.Event()
+                if await wait_for_event(circuit.verdict, wake - now, self._clock):
+                    reopened = circuit.state is _OPEN
+                elif wake >= until:
+                    raise  # the probe in flight did not decide in time
+
     def _record(
         self,
         circuit: Circuit,
@@ -417,6 +468,10 @@ class CircuitBreaker:
         circuit.state = state
         circuit.probes = 0
         circuit.generation += 1
+        verdict = circuit.verdict
+        if verdict is not None:
+            circuit.verdict = None
+            verdict.set()  # the calls waiting for it look again
 
     def _describe(self, circuit: Circuit, what: str) -> str:
         where = "the circuit" if circuit.key is None else f"the circuit for {circuit.key!r}"

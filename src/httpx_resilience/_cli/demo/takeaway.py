@@ -96,7 +96,8 @@ def _rejection_sentence(resilient: ClientFigures) -> str:
     if any(kind == BrokenCircuitError.__name__ for kind, _ in rejected):
         sentence += (
             ": a breaker opens when the share of failed tries passes its threshold, then "
-            "rejects calls at once, to give the upstream a rest, until a probe succeeds"
+            "gives the upstream a rest, sending it one probe every half second; a call "
+            "waits for the next probe's verdict and is rejected if the probe fails"
         )
     return sentence + "."
 
