@@ -8,7 +8,7 @@ import anyio.lowlevel
 import pytest
 import tenacity
 
-from httpx_resilience import Pipeline, ResilientClient, TimeoutRejected
+from httpx_resilience import Pipeline, ResilientClient, SystemClock, TimeoutRejected
 from httpx_resilience.testing import FakeClock, LoopbackServer, ReceivedRequest, Reply
 
 pytestmark = pytest.mark.anyio
@@ -235,3 +235,24 @@ async def test_a_response_left_unread_does_not_hold_the_clock() -> None:
                 await clock.sleep(5.0)  # the body is all sent, and waits in the socket
             assert len(await response.aread()) == 10_000
     assert clock.monotonic() == 5.0
+
+
+def test_process_time_is_the_cpu_share_of_the_time_that_passed() -> None:
+    clock = FakeClock(autojump=False)
+    assert clock.process_time() == 0.0
+    assert clock.cpu_share == 0.0
+    clock.advance(2.0)
+    assert clock.process_time() == 0.0
+    clock.cpu_share = 0.5
+    clock.advance(2.0)
+    assert clock.process_time() == 1.0
+    clock.cpu_share = 1.0  # from now on: what passed before keeps its own share
+    clock.advance(0.5)
+    assert clock.process_time() == 1.5
+    with pytest.raises(ValueError, match=r"^FakeClock.cpu_share must be >= 0, got -0.1$"):
+        clock.cpu_share = -0.1
+    assert clock.cpu_share == 1.0
+
+
+def test_the_system_clock_reads_the_process_cpu_time() -> None:
+    assert SystemClock.process_time is time.process_time

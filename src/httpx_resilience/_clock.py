@@ -32,7 +32,10 @@ class Clock(Protocol):
 
     A clock may also offer ``call_at(when, callback) -> Timer`` (as :class:`SystemClock` and
     ``FakeClock`` do), which runs ``callback()`` once its time reaches ``when``; a clock without
-    it is given a timer that sleeps on the clock in a task of its own.
+    it is given a timer that sleeps on the clock in a task of its own. And it may offer
+    ``process_time() -> float``, the CPU seconds the process has used, in step with
+    ``monotonic``: the adaptive limiter reads it to tell a busy process from an overloaded
+    dependency (without it, it takes the process for idle).
     """
 
     def monotonic(self) -> float:
@@ -227,6 +230,9 @@ class SystemClock:
 
     #: :func:`time.monotonic` itself: policies call it several times per call, so no wrapper.
     monotonic = staticmethod(time.monotonic)
+    #: :func:`time.process_time`: the CPU seconds of the whole process (every thread, as they
+    #: share one interpreter lock).
+    process_time = staticmethod(time.process_time)
 
     async def sleep(self, seconds: float) -> None:
         """Sleep on the running event loop (asyncio or trio)."""

@@ -124,10 +124,33 @@ class FakeClock:
         self._jumps = 0
         self._driving: object = None  # the event loop the task moving time runs on
         self.autojump = autojump
+        self._cpu_share = 0.0
+        self._cpu_base = 0.0  # process_time() when cpu_share was last set
+        self._cpu_from = self._now  # and the virtual time it was set at
 
     def monotonic(self) -> float:
         """The current virtual time."""
         return self._now
+
+    def process_time(self) -> float:
+        """CPU seconds the process has used, as this clock tells it: ``cpu_share`` of the
+        virtual time that passed (none unless a test sets it). The adaptive limiter reads it to
+        tell a busy process from an overloaded dependency."""
+        return self._cpu_base + self._cpu_share * (self._now - self._cpu_from)
+
+    @property
+    def cpu_share(self) -> float:
+        """The share of a CPU the process uses from now on, as :meth:`process_time` tells it:
+        0 (the default) for an idle process, 1 for one whose event loop never rests."""
+        return self._cpu_share
+
+    @cpu_share.setter
+    def cpu_share(self, share: float) -> None:
+        if not share >= 0:  # NaN too
+            raise ValueError(f"FakeClock.cpu_share must be >= 0, got {share!r}")
+        self._cpu_base = self.process_time()
+        self._cpu_from = self._now
+        self._cpu_share = share
 
     @property
     def sleepers(self) -> int:

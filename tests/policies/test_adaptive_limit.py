@@ -266,21 +266,24 @@ async def test_a_burst_offered_before_any_answer_is_not_taken_for_an_overload() 
 
 
 @pytest.mark.parametrize(
-    ("hot", "streak", "lag", "overloaded"),
+    ("hot", "streak", "lag", "cpu", "overloaded"),
     [
-        (5, 0.5, 0.004, True),  # hot windows for 0.5 s, a loop that keeps up (4 % of a trip)
-        (4, 0.4, 0.004, False),  # hot for 0.4 s: a burst that may yet drain
-        (1, 0.5, 0.004, False),  # the last window was the first hot one
-        (5, 0.5, 0.006, False),  # the loop takes 6 % of a round trip: the process is the bottleneck
-        (5, 0.5, -1.0, False),  # the queue has not moved yet: no delay measured
+        (5, 0.5, 0.004, 0.7, True),  # hot for 0.5 s, a loop that keeps up (4 % of a trip)
+        (4, 0.4, 0.004, 0.7, False),  # hot for 0.4 s: a burst that may yet drain
+        (1, 0.5, 0.004, 0.7, False),  # the last window was the first hot one
+        (5, 0.5, 0.006, 0.7, False),  # the loop takes 6 % of a trip: the process is the bottleneck
+        (5, 0.5, -1.0, 0.7, False),  # the queue has not moved yet: no delay measured
+        (5, 0.5, 0.004, 0.8, False),  # the process used 0.8 of a CPU over the hot windows: busy
     ],
 )
-def test_an_overload_needs_hot_windows_for_half_a_second_and_a_loop_that_keeps_up(
-    hot: int, streak: float, lag: float, overloaded: bool
+def test_an_overload_needs_hot_windows_for_half_a_second_and_a_process_that_keeps_up(
+    hot: int, streak: float, lag: float, cpu: float, overloaded: bool
 ) -> None:
-    partition = _Partition(None, 10.0, FakeClock().monotonic, 0.75)
+    clock = FakeClock()
+    partition = _Partition(None, 10.0, clock.monotonic, clock.process_time, 0.75)
     partition.hot, partition.lag, partition.last_rtt = hot, lag, 0.1
     partition.window_start = partition.hot_since + streak
+    partition.window_cpu = partition.hot_cpu + cpu * streak
     assert _overload(partition) is overloaded
 
 
@@ -338,6 +341,44 @@ async def test_an_overload_cuts_the_queue_and_refuses_the_excess_at_once() -> No
     reasons = [e.detail["reason"] for e in events if e.name == "concurrency_limited"]
     # v is refused as it arrives; the waiters cut from the queue as they wake, after it.
     assert reasons == ["full"] + ["overload"] * 17
+
+
+@pytest.mark.parametrize(("share", "refused"), [(0.9, 0), (0.7, 20)])
+async def test_a_process_that_uses_most_of_a_cpu_is_not_told_an_overload(
+    share: float, refused: int
+) -> None:
+    """The same hot windows as above, in a process that used 0.9 of a CPU meanwhile: its own
+    delay may be what keeps the calls from completing, so nothing is refused; they wait. At
+    0.7 the same run is an overload: 17 waiters cut, and the 3 calls after refused at once."""
+    clock = FakeClock(autojump=False)
+    clock.cpu_share = share
+    policy = limiter(clock, initial_limit=2)
+    pipeline = Pipeline([policy])
+    held = Held()
+    outcomes: dict[str, str] = {}
+
+    async def offer(name: str) -> None:
+        try:
+            await pipeline.execute(held.call(name))
+        except ConcurrencyLimitRejected:
+            outcomes[name] = "refused"
+        else:
+            outcomes[name] = "answered"
+
+    async with anyio.create_task_group() as tg:
+        for name in "abcdefghi":
+            tg.start_soon(offer, name)
+            await settle()
+        held.release["a"].set()
+        await settle()
+        for names in ["jkl", "mno", "pqr", "stu", "vwx"]:
+            clock.advance(0.1)
+            for name in names:
+                tg.start_soon(offer, name)
+                await settle()
+        assert list(outcomes.values()).count("refused") == refused
+        tg.cancel_scope.cancel()
+    assert policy.occupancy() == (0, 0)
 
 
 async def test_a_queued_wait_never_runs_past_the_deadline() -> None:

@@ -61,11 +61,11 @@ STANDARD = StandardOptions(
     # Not (yet) standard. It meets the overload bars (3x an upstream's capacity: 0.97 of it
     # within a 1 s deadline, p99 176 ms, plain httpx 0.05), answers a burst of 500 closed-loop
     # callers in full and no longer refuses calls slow by nature (the demo's slow scenario),
-    # but it reads a busy client process's own delay as the dependency's queue: the demo (both
-    # clients and both servers in one process) at 160 calls/s held the limit at 5-8 on round
-    # trips of 40 ms, below what the callers offered, and refused 0 to 108 of 320 calls plain
-    # httpx answered (5 and 6 runs). Where it goes when it is: after pacing, so that a wait at
-    # the gate holds no permit.
+    # but it reads a busy client process's own delay as the dependency's queue. It no longer
+    # refuses calls for it once the process uses 0.8 of a CPU, but it holds the limit low: in
+    # the demo's overloaded scenario (both clients and both servers in one process) 5-9 permits
+    # on round trips of 140-330 ms served 29 calls a second of the upstream's 50. Where it goes
+    # when it is: after pacing, so that a wait at the gate holds no permit.
     adaptive_limit=None,
     attempt_timeout=10.0,
 )
