@@ -343,6 +343,41 @@ async def test_an_overload_cuts_the_queue_and_refuses_the_excess_at_once() -> No
     assert reasons == ["full"] + ["overload"] * 17
 
 
+async def test_a_quiet_window_ended_by_a_burst_counts_for_its_length_only() -> None:
+    """A window lasts until a call queues. Three quiet seconds ended by a burst (the calls a
+    pacing gate held, let go at once) are one hot window of a round trip, not three seconds of
+    them: two windows later nothing is refused."""
+    clock = FakeClock(autojump=False)
+    policy = limiter(clock, initial_limit=2)
+    pipeline = Pipeline([policy])
+    held = Held()
+    outcomes: dict[str, str] = {}
+
+    async def offer(name: str) -> None:
+        try:
+            await pipeline.execute(held.call(name))
+        except ConcurrencyLimitRejected:
+            outcomes[name] = "refused"
+        else:
+            outcomes[name] = "answered"
+
+    async with anyio.create_task_group() as tg:
+        clock.advance(3.0)  # nothing offered for 3 s
+        for name in "abcdefghi":  # then a burst: 2 in flight, 7 queued
+            tg.start_soon(offer, name)
+            await settle()
+        held.release["a"].set()  # the queue moves
+        await settle()
+        for names in ["jkl", "mno"]:  # two more hot windows, 0.1 s each
+            clock.advance(0.1)
+            for name in names:
+                tg.start_soon(offer, name)
+                await settle()
+        assert policy.occupancy() == (2, 12)
+        assert outcomes == {"a": "answered"}
+        tg.cancel_scope.cancel()
+
+
 @pytest.mark.parametrize(("share", "refused"), [(0.9, 0), (0.7, 20)])
 async def test_a_process_that_uses_most_of_a_cpu_is_not_told_an_overload(
     share: float, refused: int

@@ -619,17 +619,23 @@ class AdaptiveLimiter:
 
         In an overload the queue is cut to its short length at once: the newest waiters
         beyond it, who would wait longest, are refused, critical ones last."""
-        if now - p.window_start < max(_WINDOW, p.last_rtt or 0.0):
+        length = max(_WINDOW, p.last_rtt or 0.0)
+        if now - p.window_start < length:
             return
         hot = p.offered > _HOT * (p.finished - p.window_finished) + _HOT_SLACK
+        cpu = p.process_time()
         if hot and not p.hot:
-            p.hot_since = p.window_start
-            p.hot_cpu = p.window_cpu
+            # A window lasts until a call queues: one that began long before its calls came
+            # (the calls a pacing gate held for a second, let go at once) counts for its
+            # nominal length only, or it alone would make half a second of hot windows.
+            p.hot_since = max(p.window_start, now - length)
+            share = (p.hot_since - p.window_start) / (now - p.window_start)
+            p.hot_cpu = p.window_cpu + (cpu - p.window_cpu) * share
         p.hot = p.hot + 1 if hot else 0
         p.offered = 0
         p.window_finished = p.finished
         p.window_start = now
-        p.window_cpu = p.process_time()
+        p.window_cpu = cpu
         if not _overload(p):
             return
         waiters = p.waiters
