@@ -8,6 +8,7 @@ import pytest
 import tenacity
 
 from httpx_resilience import (
+    AdaptiveLimiter,
     BrokenCircuitError,
     CircuitBreaker,
     CircuitState,
@@ -136,7 +137,7 @@ def test_policies_are_kept_in_order_and_satisfy_the_protocol() -> None:
 
 
 def test_the_standard_pipeline_has_the_documented_shape() -> None:
-    total, retry, breaker, pacing, attempt = Pipeline.standard().policies
+    total, retry, breaker, pacing, limit, attempt = Pipeline.standard().policies
     assert isinstance(total, Timeout)
     assert total.seconds == 30.0
     assert isinstance(retry, Retry)
@@ -149,9 +150,12 @@ def test_the_standard_pipeline_has_the_documented_shape() -> None:
     assert breaker._sampling_duration == 30.0
     assert breaker._break_duration == 0.5
     assert breaker._break_duration_max is None
+    assert breaker._max_wait == 1.0
     assert breaker._key is by_origin
     assert isinstance(pacing, Pacing)
     assert pacing._key is by_origin
+    assert isinstance(limit, AdaptiveLimiter)
+    assert (limit._initial_limit, limit._max_queue, limit._key) == (20, None, by_origin)
     assert isinstance(attempt, Timeout)
     assert attempt.seconds == 10.0
     # Each call makes a pipeline with state of its own.

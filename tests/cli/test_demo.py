@@ -196,6 +196,21 @@ def test_overloaded_upstream_serves_at_its_capacity() -> None:
         assert figures.p99 > 0.2
 
 
+def test_overloaded_callers_wait_a_second_and_resilient_client_serves_the_capacity() -> None:
+    # 80 calls/s for 3 s to an upstream serving 40/s, by callers who wait 1 s for an answer:
+    # plain httpx's queue at the upstream outgrows the deadline and its calls start to miss it;
+    # the standard pipeline's adaptive limit keeps the queue short and refuses the excess.
+    summary = run("--duration", "3", "--users", "16", "--scenario", "overloaded", "--plain")
+    plain, resilient = summary.client(PLAIN_NAME), summary.client(RESILIENT_NAME)
+    assert "deadline" in dict(plain.failures)
+    assert resilient.successes >= plain.successes
+    assert "ConcurrencyLimitRejected" in dict(resilient.failures)
+    assert resilient.upstream_per_request <= 1.0
+    for figures in summary.clients:
+        assert figures.p99 is not None
+        assert figures.p99 <= 1.5  # nobody waits much past the deadline
+
+
 def test_a_request_count_replaces_the_duration() -> None:
     summary = run("--requests", "25", "--users", "5", "--duration", "1", "--plain")
     assert [c.logical_requests for c in summary.clients] == [25, 25]

@@ -58,14 +58,12 @@ STANDARD = StandardOptions(
     breaker_per_origin=True,
     # Inside the breaker, so that a refusal at the gate is not a failure it counts.
     pacing=PacingPolicyOptions(),
-    # Not (yet) standard. It meets the overload bars (3x an upstream's capacity: 0.97 of it
-    # within a 1 s deadline, p99 176 ms, plain httpx 0.05), answers a burst of 500 closed-loop
-    # callers in full and no longer refuses calls slow by nature (the demo's slow scenario),
-    # but it reads a busy client process's own delay as the dependency's queue. It no longer
-    # refuses calls for it once the process uses 0.8 of a CPU, but it holds the limit low: in
-    # the demo's overloaded scenario (both clients and both servers in one process) 5-9 permits
-    # on round trips of 140-330 ms served 29 calls a second of the upstream's 50. Where it goes
-    # when it is: after pacing, so that a wait at the gate holds no permit.
-    adaptive_limit=None,
+    # After pacing, so that a wait at the gate holds no permit. It delivers 0.98 of an
+    # overloaded upstream's capacity within a 1 s deadline at 3x and 10x (plain httpx 0.04 and
+    # 0.00; benchmarks/overload.py), answers a burst of 500 closed-loop callers in full, and
+    # no longer refuses calls slow by nature, a burst after quiet seconds or the calls of a
+    # process busy with its own work (0.8 of a CPU), which kept it out of the standard until
+    # issue 13's last rounds.
+    adaptive_limit=AdaptiveLimitPolicyOptions(),
     attempt_timeout=10.0,
 )

@@ -14,6 +14,7 @@ import anyio
 from ..._loopback import LoopbackServer, ReceivedRequest, Reply
 from ...context import ExecutionReport
 from ...http import _flavour
+from ...http._extensions import TIMEOUT
 from .display import Display, make_display
 from .figures import DemoSummary, Lane, client_gauges
 from .options import PLAIN_NAME, RESILIENT_NAME, DemoOptions
@@ -50,10 +51,22 @@ def _handler(fate: Fate, clock: LoadClock, lane: Lane) -> Callable[[ReceivedRequ
     return handle
 
 
-async def _call(lane: Lane, url: str, clock: LoadClock) -> None:
+_DEADLINE = "deadline"
+
+
+async def _call(lane: Lane, url: str, clock: LoadClock, deadline: float | None) -> None:
     began = time.perf_counter()
     try:
-        response = await lane.client.get(url)
+        if deadline is None:
+            response = await lane.client.get(url)
+        else:
+            # The caller gives up after its deadline, whatever the client. The extension tells
+            # ResilientClient's pipeline too, so that it plans within it (plain httpx ignores it).
+            with anyio.fail_after(deadline):
+                response = await lane.client.get(url, extensions={TIMEOUT: deadline})
+    except TimeoutError:
+        lane.record(time.perf_counter() - began, _DEADLINE, None, clock.elapsed())
+        return
     except _flavour.HTTP_ERRORS as exc:  # httpx's or httpx2's
         lane.record(time.perf_counter() - began, type(exc).__name__, None, clock.elapsed())
         return
@@ -87,6 +100,7 @@ async def _open_loop(lanes: Sequence[Lane], options: DemoOptions, clock: LoadClo
     # have finished, and both clients get the same calls at the same moments, so their counts
     # compare. Only the calls still running are kept (by the task group).
     urls = [f"{lane.upstream.url}/item" for lane in lanes]
+    deadline = SCENARIOS[options.scenario].deadline
     late = 0.0
     async with anyio.create_task_group() as calls:
         for at in schedule(options):
@@ -95,7 +109,7 @@ async def _open_loop(lanes: Sequence[Lane], options: DemoOptions, clock: LoadClo
             late = max(late, clock.elapsed() - at)
             for lane, url in zip(lanes, urls, strict=True):
                 lane.started += 1
-                calls.start_soon(_call, lane, url, clock)
+                calls.start_soon(_call, lane, url, clock, deadline)
     return late
 
 
