@@ -3,9 +3,8 @@
 500 callers start at once and each makes 4 GETs one after the other (closed loop: the next call
 starts when the last one ended) against a fast upstream in its own process
 (``overload_upstream.py`` with as many workers as callers and no service time), through a
-client with httpx's default pool (``max_connections=100``). It prints, for plain httpx,
-``ResilientClient()`` and the standard pipeline with an adaptive limit (after its pacing gate,
-the limiter's defaults) in one run, the calls answered and failed, how long the run took, the
+client with httpx's default pool (``max_connections=100``). It prints, for plain httpx and
+``ResilientClient()`` in one run, the calls answered and failed, how long the run took, the
 goodput (answers per second) and the p50/p99 latency of the answers. This is the no-harm bar of
 issue 13: the adaptive limit and the pacing gate of the standard pipeline must not refuse the
 calls of a burst that a fast upstream serves. Nothing here asserts on timings.
@@ -26,7 +25,7 @@ from typing import Any
 import anyio
 import httpx
 
-from httpx_resilience import Pipeline, ResilientClient
+from httpx_resilience import ResilientClient
 
 sys.path.insert(0, str(Path(__file__).parent))
 from overload import UpstreamProcess, print_table
@@ -72,15 +71,7 @@ async def _callers(client: httpx.AsyncClient, url: str, callers: int, calls: int
     }
 
 
-def adaptive_standard() -> Pipeline:
-    """The standard pipeline with an adaptive limit (its defaults) after the pacing gate."""
-    policies = list(Pipeline.standard().policies)
-    pacing = next(i for i, p in enumerate(policies) if type(p).__name__ == "Pacing")
-    adaptive = Pipeline.builder().adaptive_limit().build().policies
-    return Pipeline([*policies[: pacing + 1], *adaptive, *policies[pacing + 1 :]])
-
-
-CLIENTS = ("httpx.AsyncClient", "ResilientClient()", "ResilientClient(adaptive)")
+CLIENTS = ("httpx.AsyncClient", "ResilientClient()")
 
 
 async def _measure(name: str, url: str, callers: int, calls: int) -> dict[str, Any]:
@@ -90,10 +81,8 @@ async def _measure(name: str, url: str, callers: int, calls: int) -> dict[str, A
     client: httpx.AsyncClient
     if name == "httpx.AsyncClient":
         client = httpx.AsyncClient(timeout=timeout)
-    elif name == "ResilientClient()":
-        client = ResilientClient(timeout=timeout)
     else:
-        client = ResilientClient(pipeline=adaptive_standard(), timeout=timeout)
+        client = ResilientClient(timeout=timeout)
     async with client:
         return await _callers(client, url, callers, calls)
 
