@@ -379,6 +379,22 @@ def test_takeaway_explains_rejections() -> None:
     assert "880 of its calls (88%) never reached the upstream because its circuit breaker" in text
 
 
+def test_takeaway_explains_the_adaptive_limits_refusals() -> None:
+    plain = figures(PLAIN_NAME, 800, 92, 800, 1.0)
+    resilient = ClientFigures(
+        name=RESILIENT_NAME,
+        logical_requests=800,
+        successes=408,
+        upstream_requests=408,
+        p50=0.2,
+        p99=0.6,
+        failures=(("ConcurrencyLimitRejected", 392),),
+    )
+    text = takeaway(SCENARIOS["overloaded"], plain, resilient)
+    assert "392 of its calls (49%) never reached the upstream because its adaptive" in text
+    assert "refuses the rest at once" in text
+
+
 def test_a_late_schedule_is_pointed_out() -> None:
     plain = figures(PLAIN_NAME, 500, 500, 500, 0.05)
     resilient = figures(RESILIENT_NAME, 500, 500, 500, 0.05)

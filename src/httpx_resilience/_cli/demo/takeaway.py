@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ...errors import BrokenCircuitError, BulkheadRejected, IsolatedCircuitError, RateLimitRejected
+from ...errors import (
+    BrokenCircuitError,
+    BulkheadRejected,
+    ConcurrencyLimitRejected,
+    IsolatedCircuitError,
+    PacingRejected,
+    RateLimitRejected,
+)
 from .figures import ClientFigures
 from .options import RESILIENT_NAME
 from .scenarios import Scenario
@@ -82,6 +89,8 @@ _REJECTIONS = {
     IsolatedCircuitError.__name__: "its circuit breaker was held open",
     BulkheadRejected.__name__: "its bulkhead was full",
     RateLimitRejected.__name__: "its rate limiter had no token",
+    ConcurrencyLimitRejected.__name__: "its adaptive concurrency limit was reached",
+    PacingRejected.__name__: "the upstream had asked it to wait longer than the call could",
 }
 
 
@@ -98,6 +107,12 @@ def _rejection_sentence(resilient: ClientFigures) -> str:
             ": a breaker opens when the share of failed tries passes its threshold, then "
             "gives the upstream a rest, sending it one probe every half second; a call "
             "waits for the next probe's verdict and is rejected if the probe fails"
+        )
+    if any(kind == ConcurrencyLimitRejected.__name__ for kind, _ in rejected):
+        sentence += (
+            "; in an overload (more calls coming than completing) the limit keeps only a short "
+            "queue and refuses the rest at once, rather than letting them wait at the upstream "
+            "until their callers give up"
         )
     return sentence + "."
 
