@@ -343,11 +343,13 @@ async def test_an_overload_cuts_the_queue_and_refuses_the_excess_at_once() -> No
     assert reasons == ["full"] + ["overload"] * 17
 
 
-async def test_a_quiet_window_ended_by_a_burst_counts_for_its_length_only() -> None:
-    """A window lasts until a call queues. Three quiet seconds ended by a burst (the calls a
-    pacing gate held, let go at once) are one hot window of a round trip, not three seconds of
-    them: two windows later nothing is refused."""
-    clock = FakeClock(autojump=False)
+async def _burst_then_hot_windows(
+    clock: FakeClock, windows: list[str], *, quiet: float = 0.0
+) -> tuple[tuple[int, int], dict[str, str]]:
+    """Nothing offered for ``quiet`` seconds, then a burst of 9 calls at a limit of 2 (2 in
+    flight, 7 queued), the first answered (the queue moves), then a window of 0.1 s offering
+    the calls named by each of ``windows``. Returns the occupancy at the end and how each call
+    had ended ("answered" or "refused"); the calls still held are then cancelled."""
     policy = limiter(clock, initial_limit=2)
     pipeline = Pipeline([policy])
     held = Held()
@@ -362,58 +364,45 @@ async def test_a_quiet_window_ended_by_a_burst_counts_for_its_length_only() -> N
             outcomes[name] = "answered"
 
     async with anyio.create_task_group() as tg:
-        clock.advance(3.0)  # nothing offered for 3 s
-        for name in "abcdefghi":  # then a burst: 2 in flight, 7 queued
+        clock.advance(quiet)
+        for name in "abcdefghi":
             tg.start_soon(offer, name)
             await settle()
-        held.release["a"].set()  # the queue moves
+        held.release["a"].set()
         await settle()
-        for names in ["jkl", "mno"]:  # two more hot windows, 0.1 s each
+        for names in windows:
             clock.advance(0.1)
             for name in names:
                 tg.start_soon(offer, name)
                 await settle()
-        assert policy.occupancy() == (2, 12)
-        assert outcomes == {"a": "answered"}
+        occupancy = policy.occupancy()
         tg.cancel_scope.cancel()
+    assert policy.occupancy() == (0, 0)  # the cancelled calls hold nothing
+    return occupancy, outcomes
+
+
+async def test_a_quiet_window_ended_by_a_burst_counts_for_its_length_only() -> None:
+    """A window lasts until a call queues. Three quiet seconds ended by a burst (the calls a
+    pacing gate held, let go at once) are one hot window of a round trip, not three seconds of
+    them: two windows later nothing is refused."""
+    occupancy, outcomes = await _burst_then_hot_windows(
+        FakeClock(autojump=False), ["jkl", "mno"], quiet=3.0
+    )
+    assert occupancy == (2, 12)
+    assert outcomes == {"a": "answered"}
 
 
 @pytest.mark.parametrize(("share", "refused"), [(0.9, 0), (0.7, 20)])
 async def test_a_process_that_uses_most_of_a_cpu_is_not_told_an_overload(
     share: float, refused: int
 ) -> None:
-    """The same hot windows as above, in a process that used 0.9 of a CPU meanwhile: its own
+    """Hot windows for half a second, in a process that used 0.9 of a CPU meanwhile: its own
     delay may be what keeps the calls from completing, so nothing is refused; they wait. At
     0.7 the same run is an overload: 17 waiters cut, and the 3 calls after refused at once."""
     clock = FakeClock(autojump=False)
     clock.cpu_share = share
-    policy = limiter(clock, initial_limit=2)
-    pipeline = Pipeline([policy])
-    held = Held()
-    outcomes: dict[str, str] = {}
-
-    async def offer(name: str) -> None:
-        try:
-            await pipeline.execute(held.call(name))
-        except ConcurrencyLimitRejected:
-            outcomes[name] = "refused"
-        else:
-            outcomes[name] = "answered"
-
-    async with anyio.create_task_group() as tg:
-        for name in "abcdefghi":
-            tg.start_soon(offer, name)
-            await settle()
-        held.release["a"].set()
-        await settle()
-        for names in ["jkl", "mno", "pqr", "stu", "vwx"]:
-            clock.advance(0.1)
-            for name in names:
-                tg.start_soon(offer, name)
-                await settle()
-        assert list(outcomes.values()).count("refused") == refused
-        tg.cancel_scope.cancel()
-    assert policy.occupancy() == (0, 0)
+    _, outcomes = await _burst_then_hot_windows(clock, ["jkl", "mno", "pqr", "stu", "vwx"])
+    assert list(outcomes.values()).count("refused") == refused
 
 
 async def test_a_queued_wait_never_runs_past_the_deadline() -> None:

@@ -15,6 +15,7 @@ from httpx_resilience import (
     Context,
     IsolatedCircuitError,
     Pipeline,
+    TimeoutRejected,
 )
 from httpx_resilience.http.classify import HTTP_CLASSIFIER, transient
 from httpx_resilience.testing import FakeClock
@@ -326,6 +327,40 @@ async def test_with_max_wait_a_cancelled_waiter_holds_nothing() -> None:
     h.at(0.5)
     assert await h.ok() == "ok"  # the probe slot is free: the next call probes and closes it
     assert h.breaker.state is CLOSED
+
+
+async def test_with_max_wait_inside_a_timeout_a_call_waits_only_for_a_probe_it_can_see() -> None:
+    """Composed: a 0.3 s timeout outside the breaker sets each call's deadline. A call whose
+    deadline comes before the probe is refused at once; one that becomes the probe and is cut
+    by the timeout frees the probe's place, and the next call probes and closes the circuit."""
+    clock = FakeClock()
+    breaker = CircuitBreaker(
+        minimum_throughput=1, failure_ratio=1.0, break_duration=0.5, max_wait=1.0, clock=clock
+    )
+    pipeline = Pipeline.builder(clock=clock).timeout(0.3).add(breaker).build()
+
+    async def down() -> None:
+        raise ConnectionError("down")
+
+    async def hangs() -> str:
+        await clock.sleep(10.0)
+        return "late"
+
+    async def ok() -> str:
+        return "ok"
+
+    with pytest.raises(ConnectionError):
+        await pipeline.execute(down)  # opens it until 0.5
+    with pytest.raises(BrokenCircuitError):
+        await pipeline.execute(ok)  # its deadline, 0.3, comes before the probe
+    assert clock.monotonic() == 0.0
+    clock.advance(0.3)
+    with pytest.raises(TimeoutRejected):
+        await pipeline.execute(hangs)  # waits to 0.5, probes, and is cut at 0.6
+    assert clock.monotonic() == pytest.approx(0.6)
+    assert breaker.state is HALF_OPEN  # cancelled: no verdict, and no slot held
+    assert await pipeline.execute(ok) == "ok"
+    assert breaker.state is CLOSED
 
 
 async def test_cancellation_never_counts_as_a_failure() -> None:
