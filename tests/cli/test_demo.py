@@ -129,8 +129,14 @@ def test_flaky_resilient_client_succeeds_more_often() -> None:
 
 
 def test_outage_retries_stay_bounded() -> None:
-    resilient = short_run("outage").client(RESILIENT_NAME)
-    assert resilient.upstream_per_request <= 1.5
+    # Issue 13's bar for the demo: at most 1.1 upstream requests per call, and at least as many
+    # successes as plain httpx. The run must be long enough for the retry budget to bind (its
+    # reserve is 100 retries): in 1.5 s, with calls held for the probe and then answered, it
+    # was 1.46 to 1.53 (three tries for each call of the outage make 1.8).
+    summary = run("--duration", "4", "--users", "16", "--scenario", "outage", "--plain")
+    plain, resilient = summary.client(PLAIN_NAME), summary.client(RESILIENT_NAME)
+    assert resilient.upstream_per_request <= 1.1
+    assert resilient.successes >= plain.successes
     assert "retry budget" in resilient.gauges
 
 
