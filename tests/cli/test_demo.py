@@ -345,7 +345,17 @@ def test_timeline_lists_few_changes_and_sums_up_many() -> None:
     assert format_timeline(many, 8.0) == "ok 62%, exhausted 38% (first at 2.0 s)"
 
 
-def figures(name: str, calls: int, successes: int, upstream: int, p99: float) -> ClientFigures:
+def figures(
+    name: str,
+    calls: int,
+    successes: int,
+    upstream: int,
+    p99: float,
+    failures: tuple[tuple[str, int], ...] | None = None,
+) -> ClientFigures:
+    """A client's figures; its failures are all HTTP 503s unless given."""
+    if failures is None:
+        failures = (("HTTP 503", calls - successes),) if calls > successes else ()
     return ClientFigures(
         name=name,
         logical_requests=calls,
@@ -353,7 +363,7 @@ def figures(name: str, calls: int, successes: int, upstream: int, p99: float) ->
         upstream_requests=upstream,
         p50=0.005,
         p99=p99,
-        failures=(("HTTP 503", calls - successes),) if calls > successes else (),
+        failures=failures,
     )
 
 
@@ -387,14 +397,8 @@ def test_takeaway_explains_rejections() -> None:
 
 def test_takeaway_explains_the_adaptive_limits_refusals() -> None:
     plain = figures(PLAIN_NAME, 800, 92, 800, 1.0)
-    resilient = ClientFigures(
-        name=RESILIENT_NAME,
-        logical_requests=800,
-        successes=408,
-        upstream_requests=408,
-        p50=0.2,
-        p99=0.6,
-        failures=(("ConcurrencyLimitRejected", 392),),
+    resilient = figures(
+        RESILIENT_NAME, 800, 408, 408, 0.6, failures=(("ConcurrencyLimitRejected", 392),)
     )
     text = takeaway(SCENARIOS["overloaded"], plain, resilient)
     assert "392 of its calls (49%) never reached the upstream because its adaptive" in text
